@@ -1,0 +1,3 @@
+"""skyrelay: replication of camera-network archives between sites."""
+
+__version__ = "0.1.0"
