@@ -1,0 +1,361 @@
+"""The Archive: every read and write of statuses, events, file records and their bytes.
+
+Write order keeps the archive crash-safe: a blob is committed before the row that names it,
+and a row is deleted before its blob. So a row never points at a missing blob; a crash can
+only leave an unreferenced blob, which `gc` removes after a grace period.
+"""
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable, Sequence
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from model import schema
+from model.blobstore import BlobStore
+from model.database import Database, now_ms
+from model.entities import Event, FileRecord, Status, canonical_json, content_hash
+
+
+class Outcome(enum.Enum):
+    STORED = "stored"        # new, now held
+    HELD = "held"            # held before with the same content
+    CONFLICT = "conflict"    # held before with other content; the held version is kept
+
+
+class MissingStatus(Exception):
+    def __init__(self, status_id: str):
+        super().__init__(f"status {status_id} is not held")
+        self.status_id = status_id
+
+
+class MissingData(Exception):
+    def __init__(self, file_ids: Sequence[str]):
+        super().__init__(f"bytes of file {', '.join(file_ids)} not received")
+        self.file_ids = list(file_ids)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    outcome: Outcome
+    held_hash: str | None = None   # content hash of the held version, on CONFLICT
+    new_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    received: bool
+    md5: str
+    size: int
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class GcReport:
+    staged_expired: int
+    blobs_removed: int
+    bytes_freed: int
+    temporaries_removed: int
+    dry_run: bool
+
+
+def _insert_ignoring_duplicates(connection: Connection, table, values: dict) -> None:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+
+
+def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
+    column = {"string": "string_value", "number": "number_value", "date": "date_value"}
+    return [{"event_id": event_id, "file_id": file_id, "position": position, "type": m.type,
+             "key": m.key, "string_value": None, "number_value": None, "date_value": None,
+             column[m.type]: m.value} for position, m in enumerate(meta)]
+
+
+class Archive:
+    def __init__(self, database: Database, blobs: BlobStore):
+        self.db = database
+        self.blobs = blobs
+
+    # -- statuses ---------------------------------------------------------------------------
+
+    def add_status(self, status: Status) -> ImportResult:
+        body = status.to_json()
+        new_hash = content_hash(body)
+        with self.db.transaction() as tx:
+            held = tx.scalar(select(schema.statuses.c.content_hash)
+                             .where(schema.statuses.c.status_id == status.status_id))
+            if held is not None:
+                return _already_held(held, new_hash)
+            tx.execute(insert(schema.statuses).values(
+                status_id=status.status_id, camera_id=status.camera_id,
+                valid_from=status.valid_from, valid_to=status.valid_to,
+                body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+        return ImportResult(Outcome.STORED)
+
+    def has_status(self, status_id: str) -> bool:
+        return self._exists(schema.statuses.c.status_id, status_id)
+
+    def get_status(self, status_id: str) -> Status | None:
+        body = self._body(schema.statuses, schema.statuses.c.status_id, status_id)
+        return None if body is None else Status.from_json(body)
+
+    # -- bytes ------------------------------------------------------------------------------
+
+    def stage_bytes(self, file_id: str, md5: str, source: BinaryIO | Iterable[bytes],
+                    limit: int | None = None) -> StageResult:
+        """Keep bytes for (file_id, md5) until a record claims them, if their MD5 matches.
+
+        Raises `blobstore.TooLarge` past `limit`; nothing is kept then.
+        """
+        with self.blobs.write(source, limit) as pending:
+            info = pending.info
+            if info.md5 != md5:
+                return StageResult(False, info.md5, info.size,
+                                   f"MD5 of the received bytes is {info.md5}, expected {md5}")
+            pending.commit()
+        with self.db.transaction() as tx:
+            _insert_ignoring_duplicates(tx, schema.blobs, {
+                "sha256": info.sha256, "md5": info.md5, "size": info.size,
+                "created_ms": now_ms()})
+            staged = schema.staged.c
+            changed = tx.execute(update(schema.staged)
+                                 .where(staged.file_id == file_id, staged.md5 == md5)
+                                 .values(sha256=info.sha256, created_ms=now_ms())).rowcount
+            if not changed:
+                tx.execute(insert(schema.staged).values(
+                    file_id=file_id, md5=md5, sha256=info.sha256, created_ms=now_ms()))
+        return StageResult(True, info.md5, info.size)
+
+    def missing_data(self, records: Sequence[FileRecord]) -> list[str]:
+        """IDs of the records (in their order) whose bytes with their MD5 are not here."""
+        if not records:
+            return []
+        with self.db.reading() as conn:
+            present = self._present_data(conn, records)
+        return [r.file_id for r in records if (r.file_id, r.md5) not in present]
+
+    def has_data(self, file_id: str, md5: str) -> bool:
+        with self.db.reading() as conn:
+            return bool(self._present_data(conn, [_Key(file_id, md5)]))
+
+    def _present_data(self, conn: Connection, records) -> dict[tuple[str, str], str]:
+        """(file_id, md5) → sha256 of the bytes held for them, staged or stored."""
+        ids = [r.file_id for r in records]
+        found = {}
+        for table in (schema.staged, schema.files):
+            rows = conn.execute(select(table.c.file_id, table.c.md5, table.c.sha256)
+                                .where(table.c.file_id.in_(ids)))
+            found.update({(row.file_id, row.md5): row.sha256 for row in rows})
+        return found
+
+    def open_data(self, file_id: str) -> tuple[BinaryIO, FileRecord] | None:
+        with self.db.reading() as conn:
+            row = conn.execute(select(schema.files.c.sha256, schema.files.c.body)
+                               .where(schema.files.c.file_id == file_id)).first()
+        if row is None:
+            return None
+        return self.blobs.open(row.sha256), FileRecord.from_json(json.loads(row.body))
+
+    # -- events and file records ------------------------------------------------------------
+
+    def import_event(self, event: Event) -> ImportResult:
+        """Store the event with all its file records in one transaction.
+
+        Raises MissingStatus or MissingData (naming every file whose bytes are missing, in
+        the event's order) when it cannot be stored yet.
+        """
+        return self._import(schema.events.c.event_id, event.event_id, event.to_json(),
+                            event.status_id, event.files, event)
+
+    def import_file(self, record: FileRecord) -> ImportResult:
+        """Store a standalone file record (one that belongs to no event)."""
+        return self._import(schema.files.c.file_id, record.file_id, record.to_json(),
+                            record.status_id, [record], None)
+
+    def _import(self, id_column, entity_id, body, status_id, records, event) -> ImportResult:
+        new_hash = content_hash(body)
+        try:
+            with self.db.transaction() as tx:
+                held = tx.scalar(select(id_column.table.c.content_hash)
+                                 .where(id_column == entity_id))
+                if held is not None:
+                    return _already_held(held, new_hash)
+                if not tx.scalar(select(func.count()).where(
+                        schema.statuses.c.status_id == status_id)):
+                    raise MissingStatus(status_id)
+                present = self._present_data(tx, records)
+                missing = [r.file_id for r in records if (r.file_id, r.md5) not in present]
+                if missing:
+                    raise MissingData(missing)
+                clash = self._records_held_elsewhere(tx, records)
+                if clash:
+                    return ImportResult(Outcome.CONFLICT, clash, new_hash)
+                self._insert(tx, event, records, present, body, new_hash)
+        except IntegrityError:
+            # Another request stored the same entity between our check and our insert.
+            held = self._hash_of(id_column, entity_id)
+            if held is None:
+                raise
+            return _already_held(held, new_hash)
+        return ImportResult(Outcome.STORED)
+
+    def _records_held_elsewhere(self, tx: Connection, records) -> str | None:
+        """A file record of this entity already held as part of another: the held hash."""
+        return tx.scalar(select(schema.files.c.content_hash).where(
+            schema.files.c.file_id.in_([r.file_id for r in records])).limit(1))
+
+    def _insert(self, tx, event, records, present, body, new_hash) -> None:
+        created = now_ms()
+        event_id = event.event_id if event else None
+        if event:
+            tx.execute(insert(schema.events).values(
+                event_id=event.event_id, camera_id=event.camera_id, status_id=event.status_id,
+                event_time=event.event_time, event_type=event.event_type,
+                body=canonical_json(body), content_hash=new_hash, created_ms=created))
+        file_rows, meta_rows = [], _meta_rows(event.meta, event_id=event_id) if event else []
+        for position, record in enumerate(records):
+            record_body = record.to_json()
+            file_rows.append({
+                "file_id": record.file_id, "event_id": event_id, "position": position,
+                "camera_id": record.camera_id, "status_id": record.status_id,
+                "file_time": record.file_time, "semantic_type": record.semantic_type,
+                "mime_type": record.mime_type, "file_size": record.file_size,
+                "md5": record.md5, "sha256": present[(record.file_id, record.md5)],
+                "body": canonical_json(record_body), "content_hash": content_hash(record_body),
+                "created_ms": created})
+            meta_rows += _meta_rows(record.meta, file_id=record.file_id)
+        tx.execute(insert(schema.files), file_rows)
+        if meta_rows:
+            tx.execute(insert(schema.meta), meta_rows)
+        staged = schema.staged.c
+        tx.execute(delete(schema.staged).where(or_(*(
+            and_(staged.file_id == r.file_id, staged.md5 == r.md5) for r in records))))
+
+    def has_event(self, event_id: str) -> bool:
+        return self._exists(schema.events.c.event_id, event_id)
+
+    def has_file(self, file_id: str) -> bool:
+        return self._exists(schema.files.c.file_id, file_id)
+
+    def get_event(self, event_id: str) -> Event | None:
+        body = self._body(schema.events, schema.events.c.event_id, event_id)
+        return None if body is None else Event.from_json(body)
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        body = self._body(schema.files, schema.files.c.file_id, file_id)
+        return None if body is None else FileRecord.from_json(body)
+
+    def held_hash(self, kind: str, entity_id: str) -> str | None:
+        """Content hash of the held status/event/file `entity_id`, or None."""
+        column = {"status": schema.statuses.c.status_id, "event": schema.events.c.event_id,
+                  "file": schema.files.c.file_id}[kind]
+        return self._hash_of(column, entity_id)
+
+    def counts(self) -> dict[str, int]:
+        with self.db.reading() as conn:
+            return {name: conn.scalar(select(func.count()).select_from(table))
+                    for name, table in (("statuses", schema.statuses),
+                                        ("events", schema.events), ("files", schema.files),
+                                        ("blobs", schema.blobs), ("staged", schema.staged))}
+
+    # -- deletion and garbage collection ----------------------------------------------------
+
+    def delete_event(self, event_id: str) -> bool:
+        """Rows first (event, its file records and meta, in one transaction), then blobs."""
+        with self.db.transaction() as tx:
+            shas = list(tx.scalars(select(schema.files.c.sha256)
+                                   .where(schema.files.c.event_id == event_id)))
+            deleted = tx.execute(delete(schema.events)
+                                 .where(schema.events.c.event_id == event_id)).rowcount
+            tx.execute(delete(schema.meta).where(schema.meta.c.file_id.in_(
+                select(schema.files.c.file_id).where(schema.files.c.event_id == event_id))))
+            tx.execute(delete(schema.files).where(schema.files.c.event_id == event_id))
+            tx.execute(delete(schema.meta).where(schema.meta.c.event_id == event_id))
+        self._drop_unreferenced_blobs(shas)
+        return bool(deleted)
+
+    def delete_file(self, file_id: str) -> bool:
+        """A standalone file record; a record that belongs to an event goes with its event."""
+        with self.db.transaction() as tx:
+            sha = tx.scalar(select(schema.files.c.sha256).where(
+                schema.files.c.file_id == file_id, schema.files.c.event_id.is_(None)))
+            if sha is None:
+                return False
+            tx.execute(delete(schema.meta).where(schema.meta.c.file_id == file_id))
+            tx.execute(delete(schema.files).where(schema.files.c.file_id == file_id))
+        self._drop_unreferenced_blobs([sha])
+        return True
+
+    def _drop_unreferenced_blobs(self, shas: Iterable[str]) -> None:
+        for sha in set(shas):
+            with self.db.transaction() as tx:
+                if tx.execute(delete(schema.blobs).where(
+                        schema.blobs.c.sha256 == sha, ~_blob_referenced())).rowcount == 0:
+                    continue
+            self.blobs.delete(sha)
+
+    def gc(self, grace_s: float, staged_ttl_s: float, dry_run: bool = False) -> GcReport:
+        """Forget staged bytes older than `staged_ttl_s`, then remove blobs no row uses and
+        that are older than `grace_s` (rows first, then files; files with no row at all are
+        what a crash between blob write and row insert leaves)."""
+        now = now_ms()
+        staged_cutoff, cutoff = now - staged_ttl_s * 1000, now - grace_s * 1000
+        with self.db.transaction() as tx:
+            expired = schema.staged.c.created_ms < staged_cutoff
+            staged_expired = tx.scalar(select(func.count()).where(expired))
+            if not dry_run:
+                tx.execute(delete(schema.staged).where(expired))
+            orphan_rows = tx.execute(select(schema.blobs.c.sha256, schema.blobs.c.size).where(
+                schema.blobs.c.created_ms < cutoff, ~_blob_referenced())).all()
+            if not dry_run and orphan_rows:
+                tx.execute(delete(schema.blobs).where(
+                    schema.blobs.c.sha256.in_([r.sha256 for r in orphan_rows]),
+                    ~_blob_referenced()))
+            known = set(tx.scalars(select(schema.blobs.c.sha256)))
+        doomed = {r.sha256: r.size for r in orphan_rows}
+        for sha, mtime in self.blobs.list():
+            if sha not in known and sha not in doomed and mtime * 1000 < cutoff:
+                doomed[sha] = 0
+        freed = 0
+        for sha in doomed:
+            if not dry_run:
+                self.blobs.delete(sha)
+            freed += doomed[sha]
+        temporaries = 0 if dry_run else self.blobs.remove_stale_temporaries(grace_s)
+        return GcReport(staged_expired, len(doomed), freed, temporaries, dry_run)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _exists(self, column, value) -> bool:
+        with self.db.reading() as conn:
+            return conn.scalar(select(func.count()).where(column == value)) > 0
+
+    def _body(self, table, column, value) -> dict | None:
+        with self.db.reading() as conn:
+            body = conn.scalar(select(table.c.body).where(column == value))
+        return None if body is None else json.loads(body)
+
+    def _hash_of(self, column, value) -> str | None:
+        with self.db.reading() as conn:
+            return conn.scalar(select(column.table.c.content_hash).where(column == value))
+
+
+@dataclass(frozen=True)
+class _Key:
+    file_id: str
+    md5: str
+
+
+def _blob_referenced():
+    sha = schema.blobs.c.sha256
+    return or_(select(schema.files.c.file_id).where(schema.files.c.sha256 == sha).exists(),
+               select(schema.staged.c.file_id).where(schema.staged.c.sha256 == sha).exists())
+
+
+def _already_held(held_hash: str, new_hash: str) -> ImportResult:
+    if held_hash == new_hash:
+        return ImportResult(Outcome.HELD)
+    return ImportResult(Outcome.CONFLICT, held_hash, new_hash)

@@ -1,0 +1,137 @@
+"""Content-addressed blob storage: bytes are named by their SHA-256, so identical bytes are
+stored once.
+
+A write streams into a temporary file while MD5 and SHA-256 are computed in the same pass;
+the caller looks at the digests and either commits (flush, fsync, rename into place) or
+discards. A crash therefore never leaves a half-written blob under its final name.
+"""
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Protocol
+
+CHUNK = 1024 * 1024
+
+
+class TooLarge(Exception):
+    """The stream went past the size limit; nothing was kept."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    md5: str
+    size: int
+
+
+class PendingBlob(Protocol):
+    info: BlobInfo
+
+    def commit(self) -> None: ...
+    def discard(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    def write(self, source: BinaryIO | Iterable[bytes], limit: int | None = None) -> PendingBlob:
+        """Stream `source` to a temporary place while hashing; raise TooLarge past `limit`."""
+
+    def open(self, sha256: str) -> BinaryIO: ...
+    def exists(self, sha256: str) -> bool: ...
+    def delete(self, sha256: str) -> None: ...
+    def list(self) -> Iterator[tuple[str, float]]:
+        """(sha256, modification time) of every committed blob."""
+
+
+def _chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+    if hasattr(source, "read"):
+        while chunk := source.read(CHUNK):
+            yield chunk
+    else:
+        yield from source
+
+
+class _LocalPending:
+    def __init__(self, store: "LocalBlobStore", temp_path: Path, info: BlobInfo):
+        self._store = store
+        self._temp_path = temp_path
+        self.info = info
+
+    def commit(self) -> None:
+        final = self._store.path_of(self.info.sha256)
+        if final.exists():  # same bytes already stored: keep one copy
+            self.discard()
+            os.utime(final)  # a fresh mtime keeps gc's grace period for the new reference
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._temp_path, final)
+
+    def discard(self) -> None:
+        self._temp_path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.discard()  # no-op after commit: the temporary name is gone
+
+
+class LocalBlobStore:
+    """Blobs in a folder: `ab/cd/abcd…` by SHA-256, temporary files in `tmp/`."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.temp_dir = self.root / "tmp"
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def write(self, source, limit: int | None = None) -> _LocalPending:
+        md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
+        handle, name = tempfile.mkstemp(dir=self.temp_dir, prefix="incoming-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for chunk in _chunks(source):
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise TooLarge(limit)
+                    md5.update(chunk)
+                    sha256.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return _LocalPending(self, Path(name),
+                             BlobInfo(sha256.hexdigest(), md5.hexdigest(), size))
+
+    def open(self, sha256: str) -> BinaryIO:
+        return open(self.path_of(sha256), "rb")
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_of(sha256).exists()
+
+    def delete(self, sha256: str) -> None:
+        self.path_of(sha256).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[tuple[str, float]]:
+        for path in self.root.glob("??/??/*"):
+            yield path.name, path.stat().st_mtime
+
+    def remove_stale_temporaries(self, older_than_s: float) -> int:
+        """Temporary files left by a crash mid-write."""
+        cutoff, removed = time.time() - older_than_s, 0
+        for path in self.temp_dir.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

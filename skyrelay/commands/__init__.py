@@ -1,0 +1,1 @@
+"""Command groups of `skyrelay`; each module has `register(cli)`."""

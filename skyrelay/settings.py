@@ -1,0 +1,57 @@
+"""Every setting of a site, declared once: its default, its type and what it is for.
+
+This table drives the defaults, the validation at start, the environment overrides
+(`SKYRELAY_IMPORTER_PORT` for `importer.port`) and the documentation (`skyrelay config`).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str          # dotted path in config.yaml, e.g. "importer.port"
+    default: Any
+    type: type
+    help: str
+    minimum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def env_var(self) -> str:
+        return "SKYRELAY_" + self.key.replace(".", "_").upper()
+
+
+SETTINGS = (
+    Setting("site.name", "local", str, "Name of this site, shown in logs and traces."),
+    Setting("database.url", "sqlite:///var/skyrelay.db", str,
+            "SQLAlchemy URL of the archive database (sqlite:///… or postgresql+psycopg://…)."),
+    Setting("storage.backend", "local", str, "Where blobs live.", choices=("local",)),
+    Setting("storage.path", "var/blobs", str, "Folder of the local blob store."),
+    Setting("importer.host", "127.0.0.1", str, "Address `skyrelay serve` binds to."),
+    Setting("importer.port", 8800, int, "Port `skyrelay serve` listens on.", minimum=0),
+    Setting("importer.url_path", "/import", str, "Path of the import handshake."),
+    Setting("importer.workers", 2, int, "gunicorn worker processes.", minimum=1),
+    Setting("importer.threads", 8, int, "Threads per worker process.", minimum=1),
+    Setting("importer.cache_size", 1024, int, "Entries of the entity cache (per process).",
+            minimum=1),
+    Setting("importer.max_body_bytes", 16 * 1024 * 1024, int,
+            "Largest JSON request body; larger gets 413.", minimum=1),
+    Setting("importer.max_file_bytes", 10 * 1024 ** 3, int,
+            "Largest file upload; larger gets 413.", minimum=1),
+    Setting("importer.staged_ttl_s", 7 * 24 * 3600, int,
+            "Seconds that bytes no record has claimed are kept.", minimum=0),
+    Setting("importer.auth_cache_s", 60, int,
+            "Seconds a verified password is remembered in memory.", minimum=0),
+    Setting("exporter.schedule", "*/5 * * * *", str, "Cron expression for `sync --schedule`."),
+    Setting("exporter.batch_size", 500, int, "Entities per batch (protocol version 2).",
+            minimum=1),
+    Setting("exporter.timeout_s", 30.0, float, "Timeout of every HTTP call, in seconds.",
+            minimum=0.001),
+    Setting("exporter.max_steps", 50, int, "Requests spent on one entity before it fails.",
+            minimum=1),
+    Setting("gc.grace_s", 3600, int, "Unreferenced blobs younger than this are kept.",
+            minimum=0),
+)
+
+BY_KEY = {setting.key: setting for setting in SETTINGS}
