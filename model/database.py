@@ -64,9 +64,12 @@ class Database:
         return config
 
     def migrate(self) -> None:
-        """Apply every pending migration (a new site is created this way)."""
+        """Apply every pending migration (a new site is created this way).
+
+        Each capability adds its tables in its own branch off 0001, so there may be
+        several heads; all of them are applied."""
         with self.engine.begin() as connection:
-            command.upgrade(self._alembic_config(connection), "head")
+            command.upgrade(self._alembic_config(connection), "heads")
 
     def dispose(self) -> None:
         self.engine.dispose()

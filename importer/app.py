@@ -1,0 +1,41 @@
+"""The importer's Flask app factory. No module-level app, engine or session: every app gets
+its own site storage, so tests and gunicorn workers each make theirs."""
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from flask import Flask
+
+from importer import access_log
+from importer.auth import CredentialCache
+from importer.errors import register_error_handlers
+from model.site import Site, open_site
+
+
+@dataclass
+class Importer:
+    """What the routes share, reachable as `current_app.extensions["skyrelay"]`."""
+    settings: Mapping[str, Any]
+    site: Site
+    credentials: CredentialCache
+
+
+def create_app(config, site: Site | None = None) -> Flask:
+    """`config` is a `skyrelay.config.Config` (anything with `[key]`, `database_url` and
+    `storage_path`); `site` may be given by a test that already opened the storage."""
+    site = site or open_site(config.database_url, config.storage_path)
+    app = Flask("skyrelay.importer")
+    app.json.sort_keys = False
+    app.extensions["skyrelay"] = Importer(
+        settings=config, site=site,
+        credentials=CredentialCache(site.users, config["importer.auth_cache_s"]))
+    register_error_handlers(app)
+    access_log.install(app)
+    for blueprint in _blueprints(config["importer.url_path"]):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _blueprints(url_path: str) -> list:
+    """Each capability is one blueprint module; the handshake ones live under `url_path`."""
+    return []

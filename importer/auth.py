@@ -1,0 +1,66 @@
+"""HTTP Basic authentication against the site's users, and role checks per route.
+
+scrypt makes a password check deliberately slow, so a verified (name, password) pair is
+remembered for `importer.auth_cache_s` seconds, keyed by a SHA-256 of both, never by the
+password itself.
+"""
+
+import hashlib
+import threading
+from functools import wraps
+
+from cachetools import TTLCache
+from flask import g, request
+
+from importer.errors import ApiError
+from model.users import User, Users
+
+
+class CredentialCache:
+    def __init__(self, users: Users, ttl_s: float, size: int = 1024):
+        self._users = users
+        self._cache = TTLCache(maxsize=size, ttl=ttl_s) if ttl_s > 0 else None
+        self._lock = threading.Lock()
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        if self._cache is None:
+            return self._users.authenticate(name, password)
+        key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
+        with self._lock:
+            user = self._cache.get(key)
+        if user is None:
+            user = self._users.authenticate(name, password)
+            if user is not None:
+                with self._lock:
+                    self._cache[key] = user
+        return user
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, headers={"WWW-Authenticate": 'Basic realm="skyrelay"'})
+
+
+def authenticate(credentials: CredentialCache, role: str) -> User:
+    """The request's user, who must hold `role`: else 401 (who are you?) or 403 (not you)."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username:
+        raise _unauthorized("authentication required (HTTP Basic)")
+    user = credentials.authenticate(auth.username, auth.password or "")
+    if user is None:
+        raise _unauthorized("wrong user name or password")
+    if role not in user.roles:
+        raise ApiError(403, f"user {user.name!r} lacks the role {role!r}")
+    g.user = user
+    return user
+
+
+def require_role(role: str):
+    """Route decorator: authenticate, check `role`, make the user `g.user`."""
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            from flask import current_app
+            authenticate(current_app.extensions["skyrelay"].credentials, role)
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
