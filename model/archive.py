@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from model import schema
-from model.blobstore import BlobStore
+from model.blobstore import BlobInfo, BlobStore
 from model.database import Database, now_ms
 from model.entities import Event, FileRecord, Status, canonical_json, content_hash
 
@@ -51,6 +51,16 @@ class StageResult:
     md5: str
     size: int
     message: str | None = None
+
+
+@dataclass(frozen=True)
+class BlobWrite:
+    info: BlobInfo
+    stage: StageResult
+
+    @property
+    def received(self) -> bool:
+        return self.stage.received
 
 
 @dataclass(frozen=True)
@@ -110,24 +120,54 @@ class Archive:
 
         Raises `blobstore.TooLarge` past `limit`; nothing is kept then.
         """
+        result = self.write_blob(md5, source, limit)
+        if result.received:
+            self.stage_received([(file_id, md5, result.info)])
+        return result.stage
+
+    def write_blob(self, md5: str, source: BinaryIO | Iterable[bytes],
+                   limit: int | None = None) -> "BlobWrite":
+        """Commit the bytes to the blob store if their MD5 is `md5`, without any row yet.
+
+        Half of `stage_bytes`, for callers that receive many files in one request and
+        record them together with `stage_received` (one transaction instead of one each).
+        An unreferenced blob left by a crash in between is what `gc` removes.
+        """
         with self.blobs.write(source, limit) as pending:
             info = pending.info
             if info.md5 != md5:
-                return StageResult(False, info.md5, info.size,
-                                   f"MD5 of the received bytes is {info.md5}, expected {md5}")
+                return BlobWrite(info, StageResult(
+                    False, info.md5, info.size,
+                    f"MD5 of the received bytes is {info.md5}, expected {md5}"))
             pending.commit()
-        with self.db.transaction() as tx:
-            _insert_ignoring_duplicates(tx, schema.blobs, {
-                "sha256": info.sha256, "md5": info.md5, "size": info.size,
-                "created_ms": now_ms()})
-            staged = schema.staged.c
-            changed = tx.execute(update(schema.staged)
-                                 .where(staged.file_id == file_id, staged.md5 == md5)
-                                 .values(sha256=info.sha256, created_ms=now_ms())).rowcount
-            if not changed:
-                tx.execute(insert(schema.staged).values(
-                    file_id=file_id, md5=md5, sha256=info.sha256, created_ms=now_ms()))
+        return BlobWrite(info, StageResult(True, info.md5, info.size))
+
+    def stage_file(self, file_id: str, md5: str, path, info: BlobInfo) -> StageResult:
+        """Stage a file already written and hashed by the caller (a finished resumable
+        upload): it is moved into the blob store, not copied. The caller vouches for `info`
+        (it hashed the bytes as they arrived); the MD5 must still be the one expected."""
+        if info.md5 != md5:
+            raise ValueError(f"MD5 {info.md5} is not the expected {md5}")
+        self.blobs.adopt(path, info).commit()
+        self.stage_received([(file_id, md5, info)])
         return StageResult(True, info.md5, info.size)
+
+    def stage_received(self, entries: Sequence[tuple[str, str, BlobInfo]]) -> None:
+        """Rows for committed blobs: (file_id, md5, info) each, in one transaction."""
+        if not entries:
+            return
+        with self.db.transaction() as tx:
+            for file_id, md5, info in entries:
+                _insert_ignoring_duplicates(tx, schema.blobs, {
+                    "sha256": info.sha256, "md5": info.md5, "size": info.size,
+                    "created_ms": now_ms()})
+                staged = schema.staged.c
+                changed = tx.execute(update(schema.staged)
+                                     .where(staged.file_id == file_id, staged.md5 == md5)
+                                     .values(sha256=info.sha256, created_ms=now_ms())).rowcount
+                if not changed:
+                    tx.execute(insert(schema.staged).values(
+                        file_id=file_id, md5=md5, sha256=info.sha256, created_ms=now_ms()))
 
     def missing_data(self, records: Sequence[FileRecord]) -> list[str]:
         """IDs of the records (in their order) whose bytes with their MD5 are not here."""

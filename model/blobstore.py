@@ -43,6 +43,10 @@ class BlobStore(Protocol):
     def write(self, source: BinaryIO | Iterable[bytes], limit: int | None = None) -> PendingBlob:
         """Stream `source` to a temporary place while hashing; raise TooLarge past `limit`."""
 
+    def adopt(self, path: str | os.PathLike, info: BlobInfo) -> PendingBlob:
+        """Take over a file already written and hashed (a finished resumable upload), so
+        that its bytes are not copied a second time."""
+
     def open(self, sha256: str) -> BinaryIO: ...
     def exists(self, sha256: str) -> bool: ...
     def delete(self, sha256: str) -> None: ...
@@ -113,6 +117,13 @@ class LocalBlobStore:
             raise
         return _LocalPending(self, Path(name),
                              BlobInfo(sha256.hexdigest(), md5.hexdigest(), size))
+
+    def adopt(self, path: str | os.PathLike, info: BlobInfo) -> _LocalPending:
+        """`path` must be on the store's file system (the uploads folder is under `root`):
+        commit is then a rename, discard removes the file."""
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        return _LocalPending(self, Path(path), info)
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path_of(sha256), "rb")

@@ -101,3 +101,31 @@ users = Table(
     Column("roles", String(256), nullable=False),  # space-separated
     Column("created_ms", BigInteger, nullable=False),
 )
+
+# Resumable uploads (tus) being received: the partial bytes live in a file named after
+# `upload_id` in the uploads folder next to the blob store; this row says how many of them count.
+uploads = Table(
+    "uploads", metadata,
+    Column("upload_id", ID(), primary_key=True),
+    Column("owner", String(64), nullable=False),          # the user who created it
+    Column("file_id", ID(), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("upload_length", BigInteger, nullable=False),
+    Column("received_bytes", BigInteger, nullable=False),  # tus Upload-Offset
+    Column("metadata", Text, nullable=False),             # Upload-Metadata as sent, echoed on HEAD
+    Column("complete", Integer, nullable=False),          # 1 once the bytes are staged
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_uploads_expires", "expires_ms"),
+)
+
+# The exporter's side of resumable uploads: the URL a target gave for (file_id, md5), kept so
+# that a later run resumes the upload instead of starting it again.
+outgoing_uploads = Table(
+    "outgoing_uploads", metadata,
+    Column("target", String(64), primary_key=True),
+    Column("file_id", ID(), primary_key=True),
+    Column("md5", String(32), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)

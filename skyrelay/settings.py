@@ -41,6 +41,13 @@ SETTINGS = (
             "Largest file upload; larger gets 413.", minimum=1),
     Setting("importer.staged_ttl_s", 7 * 24 * 3600, int,
             "Seconds that bytes no record has claimed are kept.", minimum=0),
+    Setting("importer.max_protocol", 2, int,
+            "Highest protocol version offered; 1 turns off capabilities, batch, blobs and "
+            "uploads (they answer 404, as on a version 1 importer).", minimum=1),
+    Setting("importer.max_batch", 500, int,
+            "Most entities in one version 2 batch; more gets 400.", minimum=1),
+    Setting("importer.upload_ttl_s", 7 * 24 * 3600, int,
+            "Seconds a resumable upload is kept after its last chunk.", minimum=1),
     Setting("importer.auth_cache_s", 60, int,
             "Seconds a verified password is remembered in memory.", minimum=0),
     Setting("exporter.schedule", "*/5 * * * *", str, "Cron expression for `sync --schedule`."),
