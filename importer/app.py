@@ -38,5 +38,6 @@ def create_app(config, site: Site | None = None) -> Flask:
 
 def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
-    from importer import capabilities, uploads
-    return [capabilities.blueprint(url_path), uploads.blueprint(url_path)]
+    from importer import blobs, capabilities, uploads
+    return [capabilities.blueprint(url_path), blobs.blueprint(url_path),
+            uploads.blueprint(url_path)]
