@@ -12,6 +12,8 @@ from werkzeug.sansio.multipart import (NEED_DATA, Data, Epilogue, Field, File,
                                        MultipartDecoder)
 
 READ_SIZE = 256 * 1024
+# The decoder buffers a preamble or part headers until they are complete; this bounds that.
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class MultipartError(ValueError):
@@ -70,9 +72,24 @@ def _events(read: Callable[[int], bytes], decoder: MultipartDecoder) -> Iterator
         if event is NEED_DATA:
             if decoder.complete:
                 raise MultipartError("the multipart body ended before its closing boundary")
-            data = read(READ_SIZE)
-            decoder.receive_data(data or None)
+            if len(decoder.buffer) > MAX_HEADER_BYTES:
+                raise MultipartError(f"no boundary or part headers within {MAX_HEADER_BYTES} "
+                                     "bytes")
+            decoder.receive_data(_read_not_ending_in_dash(read) or None)
             continue
         yield event
         if isinstance(event, Epilogue):
             return
+
+
+def _read_not_ending_in_dash(read: Callable[[int], bytes]) -> bytes:
+    """werkzeug's decoder (3.1) mistakes a buffer ending in `--boundary-` for data and
+    emits the CR before it as part of the last part; never hand it a read that ends in a dash
+    while more is coming."""
+    data = read(READ_SIZE)
+    while data.endswith(b"-") and len(data) < 4 * READ_SIZE:
+        more = read(READ_SIZE)
+        if not more:
+            break
+        data += more
+    return data
