@@ -116,7 +116,7 @@ def blueprint(url_path: str) -> Blueprint:
     @bp.route("/<upload_id>", methods=["HEAD"], provide_automatic_options=False)
     @require_role("import")
     def upload(upload_id):
-        held = uploads_of(current_app).get(g.user.name, upload_id)
+        held = uploads_of(current_app).settled(g.user.name, upload_id)
         response = make_response("", 200)
         response.headers.update({"Upload-Offset": str(held.offset),
                                  "Upload-Length": str(held.length),

@@ -20,6 +20,10 @@ from model.database import Database, now_ms
 from model.entities import Event, FileRecord, Status, canonical_json, content_hash
 
 
+# Values per SQL `IN (…)`: far below SQLite's and PostgreSQL's parameter limits.
+IN_CHUNK = 500
+
+
 class Outcome(enum.Enum):
     STORED = "stored"        # new, now held
     HELD = "held"            # held before with the same content
@@ -176,6 +180,15 @@ class Archive:
         with self.db.reading() as conn:
             present = self._present_data(conn, records)
         return [r.file_id for r in records if (r.file_id, r.md5) not in present]
+
+    def data_present(self, records: Sequence[FileRecord]) -> set[tuple[str, str]]:
+        """Which (file_id, md5) of `records` have their bytes here, staged or stored: one
+        lookup for many records (a version 2 batch)."""
+        found = set()
+        with self.db.reading() as conn:
+            for start in range(0, len(records), IN_CHUNK):
+                found |= set(self._present_data(conn, records[start:start + IN_CHUNK]))
+        return found
 
     def has_data(self, file_id: str, md5: str) -> bool:
         with self.db.reading() as conn:

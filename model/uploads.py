@@ -129,12 +129,12 @@ class Uploads:
         return self.folder / f"{upload_id}.part"
 
     @contextmanager
-    def _locked(self, upload_id: str) -> Iterator[None]:
+    def _locked(self, upload_id: str, wait_s: float | None = None) -> Iterator[None]:
         """One writer per upload, across threads and processes (flock on a lock file). A
         request still reading a dead connection lets go as soon as it sees the end, so a
         short wait covers the usual retry; past it the caller gets UploadBusy."""
         with open(self.folder / f"{upload_id}.lock", "a+b") as handle:
-            deadline = time.monotonic() + self.busy_wait_s
+            deadline = time.monotonic() + (self.busy_wait_s if wait_s is None else wait_s)
             while True:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -188,6 +188,18 @@ class Uploads:
             with self._locked(upload_id):
                 upload = self._recover_finished(self._load(upload_id))
         return upload
+
+    def settled(self, owner: str, upload_id: str, wait_s: float = 2.0) -> Upload:
+        """`get`, after letting a chunk in flight finish (for up to `wait_s`): a client that
+        asks for the offset right after its connection dropped gets the bytes that made it,
+        not the offset from before the chunk. Past the wait, the offset held so far."""
+        self.get(owner, upload_id)
+        try:
+            with self._locked(upload_id, wait_s):
+                pass
+        except UploadBusy:
+            pass
+        return self.get(owner, upload_id)
 
     def terminate(self, owner: str, upload_id: str) -> None:
         self.get(owner, upload_id)

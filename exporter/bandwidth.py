@@ -1,0 +1,79 @@
+"""A target's bandwidth limit (`--bwlimit 2M`): a token bucket every upload path draws from.
+
+Cameras that share a slow link must not starve each other, so the limit covers all bytes of
+file data an exporter sends to the target: version 1 uploads, `/blobs` requests and tus
+chunks alike. The bucket holds at most one second of tokens, so a pause never turns into a
+burst at several times the limit.
+"""
+
+import re
+import threading
+import time
+from typing import BinaryIO, Iterable, Iterator
+
+_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?\s*$", re.IGNORECASE)
+
+
+def parse_rate(text: str | None) -> int | None:
+    """'2M' → 2097152 bytes per second (K, M, G are powers of 1024, as rsync has them);
+    None, '' or '0' → no limit. ValueError with a message for anything else."""
+    if text is None or str(text).strip() in ("", "0"):
+        return None
+    match = _RATE.match(str(text))
+    if not match:
+        raise ValueError(f"bandwidth limit {text!r}: expected a number with an optional "
+                         "K, M or G suffix, e.g. 2M (bytes per second)")
+    rate = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if rate <= 0:
+        raise ValueError(f"bandwidth limit {text!r} must be positive")
+    return rate
+
+
+class TokenBucket:
+    """`take(n)` blocks until n bytes may go; thread-safe. rate None: never blocks."""
+
+    def __init__(self, rate: int | None, clock=time.monotonic, sleep=time.sleep):
+        self.rate = rate
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(rate or 0)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> None:
+        if not self.rate or nbytes <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.rate), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= nbytes     # may go negative: the debt is slept off below
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+
+    def limit(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The same chunks, each released when the bucket allows it."""
+        for chunk in chunks:
+            self.take(len(chunk))
+            yield chunk
+
+
+class LimitedReader:
+    """A file-like `read` that draws from the bucket (for bodies `requests` reads itself)."""
+
+    def __init__(self, stream: BinaryIO, bucket: TokenBucket, size: int | None = None):
+        self._stream, self._bucket = stream, bucket
+        self._left = size
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left is not None:
+            size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._stream.read(size)
+        if self._left is not None:
+            self._left -= len(data)
+        self._bucket.take(len(data))
+        return data
+
+    def __len__(self) -> int:
+        return self._left or 0

@@ -1,0 +1,189 @@
+"""`POST {base}/batch` (protocol version 2): many entities in one request.
+
+The statuses are stored first, then every file record and event is decided by the same pure
+function as version 1 (`handshake.decide`) and, when it says STORE, stored in its own
+transaction. One result per entity, in the order statuses, files, events (each list in the
+order sent); an entity that fails (invalid, or refused) never blocks the others.
+
+What the decision needs is read for the whole batch at once (a handful of queries, not a
+handful per entity): that is what makes a batch cheap. If a store then loses a race (another
+request stored the entity or its bytes expired in between), that one entity goes through
+version 1's `settle`, which reads its facts afresh.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, current_app, g, jsonify
+
+from importer import handshake
+from importer.auth import require_role
+from importer.capabilities import version2_only
+from importer.errors import bad_request
+from importer.handshake import STORE, Answer, Held
+from importer.import_routes import settle
+from importer.request_body import read_json
+from model.archive import MissingData, MissingStatus, Outcome
+from model.entities import EntityError, Event, FileRecord, Status, content_hash
+
+log = logging.getLogger("skyrelay.importer")
+
+KINDS = (("statuses", "status", Status), ("files", "file", FileRecord),
+         ("events", "event", Event))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entity of the batch as sent: parsed, or the reason it could not be."""
+    kind: str                      # status | file | event
+    id: str | None
+    entity: Status | FileRecord | Event | None
+    error: str | None = None
+
+
+def parse_batch(body, max_batch: int) -> list[Item]:
+    """The batch's entities in result order; 400 for a body that is not a batch at all.
+    An entity that does not validate becomes an Item with its error (a `failed` result)."""
+    if not isinstance(body, dict):
+        raise bad_request("body: expected a JSON object with statuses, files and events")
+    lists = {}
+    for key, _, _ in KINDS:
+        value = body.get(key, [])
+        if not isinstance(value, list):
+            raise bad_request(f"{key}: expected a list, got {type(value).__name__}")
+        lists[key] = value
+    total = sum(len(value) for value in lists.values())
+    if total > max_batch:
+        raise bad_request(f"batch of {total} entities is over max_batch ({max_batch}); "
+                          "split it")
+    return [_parse_item(kind, cls, data, f"{key}[{index}]")
+            for key, kind, cls in KINDS for index, data in enumerate(lists[key])]
+
+
+def _parse_item(kind: str, cls, data, field: str) -> Item:
+    raw_id = data.get(f"{kind}_id") if isinstance(data, dict) else None
+    try:
+        entity = cls.from_json(data, field)
+    except EntityError as exc:
+        return Item(kind, raw_id if isinstance(raw_id, str) else None, None, str(exc))
+    return Item(kind, entity.id, entity)
+
+
+def batch_facts(importer, items: list[Item]) -> dict[tuple[str, str], Held]:
+    """`Held` for every parsed file record and event, read in a few queries for all."""
+    catalog, archive = importer.catalog, importer.site.archive
+    entities = [item for item in items if item.entity is not None and item.kind != "status"]
+    if not entities:
+        return {}
+    hashes = {kind: catalog.held_hashes(kind, [i.id for i in entities if i.kind == kind])
+              for kind in ("file", "event")}
+    statuses = catalog.held_status_ids({i.entity.status_id for i in entities})
+    records = [r for i in entities for r in _records(i.entity)]
+    present = archive.data_present(records)
+    taken = catalog.held_file_ids([r.file_id for i in entities if i.kind == "event"
+                                   for r in i.entity.files])
+    facts = {}
+    for item in entities:
+        files = _records(item.entity)
+        facts[(item.kind, item.id)] = Held(
+            held_hash=hashes[item.kind].get(item.id),
+            status_held=item.entity.status_id in statuses,
+            missing_data=frozenset(r.file_id for r in files if (r.file_id, r.md5) not in present),
+            taken_file_ids=frozenset(r.file_id for r in files if r.file_id in taken)
+            if item.kind == "event" else frozenset())
+    return facts
+
+
+def _records(entity) -> tuple[FileRecord, ...]:
+    return entity.files if isinstance(entity, Event) else (entity,)
+
+
+def run_batch(importer, items: list[Item]) -> list[dict]:
+    """Statuses first, then the rest, each in its own transaction; one result per item."""
+    results: list[dict | None] = [None] * len(items)
+    for index, item in enumerate(items):
+        if item.kind == "status" and item.entity is not None:
+            results[index] = _store_status(importer, item)
+    facts = batch_facts(importer, items)
+    for index, item in enumerate(items):
+        if item.entity is None:
+            results[index] = _result(item, Answer(handshake.FAILED, message=item.error))
+        elif item.kind != "status":
+            results[index] = _result(item, _settle(importer, item, facts[(item.kind, item.id)]))
+    return results
+
+
+def _store_status(importer, item: Item) -> dict:
+    outcome = importer.site.archive.add_status(item.entity)
+    if outcome.outcome is Outcome.CONFLICT:
+        _log_conflict(item, outcome.held_hash)
+    return _result(item, Answer(handshake.COMPLETE))
+
+
+def _settle(importer, item: Item, held: Held) -> Answer:
+    """Decide with the batch's facts; store when told to; on a lost race, settle afresh."""
+    answer = handshake.decide(item.entity, held)
+    if answer is not STORE:
+        if answer.conflict:
+            _log_conflict(item, held.held_hash)
+        return _with_all_missing(answer, item.entity, held)
+    archive = importer.site.archive
+    try:
+        stored = (archive.import_event(item.entity) if item.kind == "event"
+                  else archive.import_file(item.entity))
+    except (MissingStatus, MissingData):
+        stored = None
+    if stored is not None and stored.outcome is not Outcome.CONFLICT:
+        return Answer(handshake.COMPLETE)
+    answer = settle(importer, item.entity, False)
+    if answer.state == handshake.NEED_FILE_DATA:
+        missing = archive.missing_data(_records(item.entity))
+        return _with_all_missing(answer, item.entity, Held(missing_data=frozenset(missing)))
+    return answer
+
+
+def _with_all_missing(answer: Answer, entity, held: Held) -> Answer:
+    """Version 2 asks for every missing file at once, in the entity's order."""
+    if answer.state != handshake.NEED_FILE_DATA:
+        return answer
+    return _NeedFiles(handshake.NEED_FILE_DATA, file_ids=tuple(
+        r.file_id for r in _records(entity) if r.file_id in held.missing_data))
+
+
+@dataclass(frozen=True)
+class _NeedFiles(Answer):
+    file_ids: tuple = ()
+
+
+def _result(item: Item, answer: Answer) -> dict:
+    result = {"type": item.kind, "id": item.id, "state": answer.state}
+    if item.id is None:
+        del result["id"]
+    if answer.state == handshake.NEED_STATUS:
+        result["status_id"] = answer.status_id
+    elif answer.state == handshake.NEED_FILE_DATA:
+        result["file_ids"] = list(getattr(answer, "file_ids", ()) or [answer.file_id])
+    elif answer.state == handshake.FAILED:
+        result["message"] = answer.message
+    return result
+
+
+def _log_conflict(item: Item, held_hash: str | None) -> None:
+    log.warning("conflict: %s %s is held with content hash %s; user %s sent content hash %s;"
+                " the held version is kept", item.kind, item.id, held_hash, g.user.name,
+                content_hash(item.entity.to_json()))
+
+
+def blueprint(url_path: str) -> Blueprint:
+    bp = Blueprint("batch", __name__)
+    bp.before_request(version2_only)
+
+    @bp.post(f"{url_path.rstrip('/')}/batch")
+    @require_role("import")
+    def batch():
+        importer = current_app.extensions["skyrelay"]
+        body = read_json(importer.settings["importer.max_body_bytes"])
+        items = parse_batch(body, importer.settings["importer.max_batch"])
+        return jsonify({"results": run_batch(importer, items)})
+
+    return bp

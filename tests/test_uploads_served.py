@@ -1,0 +1,139 @@
+"""Resumable uploads against the real program (`skyrelay serve` under gunicorn): a stock tus
+client (tuspy), a connection cut halfway by a proxy, and a server restart mid-upload."""
+
+import hashlib
+import os
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.uploader import Uploader
+
+from tests.server import Server, password_of
+from tests.tcp_proxy import TcpProxy
+from tests.v2_helpers import md5_hex, new_id, tus_metadata
+
+pytestmark = pytest.mark.slow
+AUTH_USERS = {"cam": ["import"], "other": ["import"]}
+
+
+class Md5Uploader(Uploader):
+    """tuspy's uploader with the md5 chunk checksum (its default is sha1)."""
+    CHECKSUM_ALGORITHM_PAIR = ("md5", hashlib.md5)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    with Server(tmp_path_factory.mktemp("tus") / "site", users=AUTH_USERS) as server:
+        yield server
+
+
+def tus_headers(user="cam") -> dict:
+    token = requests.auth._basic_auth_str(user, password_of(user))
+    return {"Authorization": token}
+
+
+def blob_bytes(server: Server, data: bytes) -> bytes | None:
+    site = server.open_site()
+    try:
+        sha = hashlib.sha256(data).hexdigest()
+        if not site.archive.blobs.exists(sha):
+            return None
+        with site.archive.blobs.open(sha) as blob:
+            return blob.read()
+    finally:
+        site.close()
+
+
+def has_data(server: Server, file_id: str, md5: str) -> bool:
+    site = server.open_site()
+    try:
+        return site.archive.has_data(file_id, md5)
+    finally:
+        site.close()
+
+
+def test_stock_tus_client_uploads(served, tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 11)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    file_id = new_id()
+    client = tus_client.TusClient(served.import_url + "/uploads", headers=tus_headers())
+    uploader = Md5Uploader(str(path), client=client, chunk_size=1024 * 1024,
+                           upload_checksum=True,
+                           metadata={"file_id": file_id, "md5": md5_hex(data),
+                                     "filename": "big.bin"})
+    uploader.upload()
+    assert uploader.offset == len(data)
+    assert has_data(served, file_id, md5_hex(data))
+    assert blob_bytes(served, data) == data
+
+
+def test_connection_cut_halfway_resumes_from_the_server_offset(served, tmp_path):
+    data = os.urandom(8 * 1024 * 1024)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    file_id = new_id()
+    port = urlsplit(served.url).port
+    with TcpProxy("127.0.0.1", port) as proxy:
+        client = tus_client.TusClient(f"http://127.0.0.1:{proxy.port}/import/uploads",
+                                      headers=tus_headers())
+        first = client.uploader(str(path), chunk_size=len(data),
+                                metadata={"file_id": file_id, "md5": md5_hex(data)})
+        first.set_url(first.create_url())
+        proxy.cut_after(len(data) // 2)
+        with pytest.raises((TusUploadFailed, TusCommunicationError)):
+            first.upload()
+        assert proxy.cuts == 1
+        # A new client (as after a crash) asks the server where to go on from.
+        resumed = client.uploader(str(path), url=first.url, chunk_size=len(data))
+        assert 0 < resumed.offset <= len(data) // 2
+        resumed.upload()
+    assert has_data(served, file_id, md5_hex(data))
+    assert blob_bytes(served, data) == data
+
+
+def test_wrong_checksum_and_other_user_over_http(served):
+    data = os.urandom(100_000)
+    base = served.import_url + "/uploads"
+    created = requests.post(base, headers={
+        **tus_headers(), "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+        "Upload-Metadata": tus_metadata(new_id(), md5_hex(data))}, timeout=10)
+    url = created.headers["Location"]
+    patch = {**tus_headers(), "Tus-Resumable": "1.0.0",
+             "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0",
+             "Upload-Checksum": "md5 " + "A" * 22 + "=="}
+    refused = requests.patch(url, data=data, headers=patch, timeout=10)
+    assert refused.status_code == 460 and refused.reason == "Checksum Mismatch"
+    head = requests.head(url, headers={**tus_headers(), "Tus-Resumable": "1.0.0"}, timeout=10)
+    assert head.headers["Upload-Offset"] == "0"
+    other = requests.head(url, headers={**tus_headers("other"), "Tus-Resumable": "1.0.0"},
+                          timeout=10)
+    assert other.status_code == 404
+
+
+def test_upload_survives_a_server_restart(tmp_path):
+    data = os.urandom(4 * 1024 * 1024 + 3)
+    file_id = new_id()
+    root = tmp_path / "site"
+    with Server(root, users={"cam": ["import"]}) as server:
+        created = requests.post(server.import_url + "/uploads", headers={
+            **tus_headers(), "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+            "Upload-Metadata": tus_metadata(file_id, md5_hex(data))}, timeout=10)
+        path = urlsplit(created.headers["Location"]).path
+        half = len(data) // 2
+        requests.patch(server.url + path, data=data[:half], timeout=10, headers={
+            **tus_headers(), "Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream"}).raise_for_status()
+    with Server(root) as restarted:   # same database and folders, users already there
+        headers = {**tus_headers(), "Tus-Resumable": "1.0.0"}
+        head = requests.head(restarted.url + path, headers=headers, timeout=10)
+        assert head.status_code == 200 and head.headers["Upload-Offset"] == str(half)
+        done = requests.patch(restarted.url + path, data=data[half:], timeout=10, headers={
+            **headers, "Upload-Offset": str(half),
+            "Content-Type": "application/offset+octet-stream"})
+        assert done.status_code == 204 and done.headers["Upload-Offset"] == str(len(data))
+        assert has_data(restarted, file_id, md5_hex(data))
+        assert blob_bytes(restarted, data) == data
