@@ -1,0 +1,250 @@
+"""The version 2 (batched) exchange as a pure state machine: a batch of entities in, the
+requests to make out, one outcome per entity at the end. No I/O, so every result state (and
+every garbage answer) is tested with plain dicts; `exporter.sync_v2` does the HTTP.
+
+    exchange = BatchExchange([("event", body), ...])
+    action = exchange.start()                        # PostBatch
+    while not isinstance(action, Finished):
+        if isinstance(action, PostBatch):
+            action = exchange.answered(post("/batch", action.body))
+        else:                                         # Supply: statuses and file bytes
+            action = exchange.supplied(statuses, upload_failures)
+
+A batch whose entities all need bytes costs two batch requests plus the uploads. Termination:
+at most `max_rounds` batch requests, and an entity that asks for the same status after it was
+sent, or for the same file `SAME_NEED_LIMIT` times, fails; a misbehaving importer can never
+hang a sync.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+SAME_NEED_LIMIT = 3
+MAX_ROUNDS = 8
+Key = tuple[str, str]   # (kind, entity id)
+
+
+@dataclass(frozen=True)
+class FileNeed:
+    file_id: str
+    md5: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PostBatch:
+    """POST this body to `{base}/batch`."""
+    body: dict
+
+
+@dataclass(frozen=True)
+class Supply:
+    """Read these statuses from the archive and upload these files' bytes, then call
+    `supplied`."""
+    status_ids: tuple[str, ...]
+    files: tuple[FileNeed, ...]
+
+
+@dataclass(frozen=True)
+class Complete:
+    already_present: bool      # complete at the first answer: nothing had to be sent
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcomes: dict             # Key → Complete | Failed, for every entity of the batch
+
+
+Action = PostBatch | Supply | Finished
+
+
+@dataclass
+class _Entity:
+    kind: str
+    body: dict
+    files: dict                                  # file_id → FileNeed
+    needs: dict = field(default_factory=dict)    # file_id or status_id → times asked
+
+
+def _file_needs(kind: str, body: dict) -> dict:
+    records = body.get("files", []) if kind == "event" else [body]
+    return {r["file_id"]: FileNeed(r["file_id"], r["md5"], int(r["file_size"]))
+            for r in records}
+
+
+class BatchExchange:
+    def __init__(self, entities: Iterable[tuple[str, dict]], max_rounds: int = MAX_ROUNDS):
+        self._open: dict[Key, _Entity] = {}
+        for kind, body in entities:
+            self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, _file_needs(kind, body))
+        self.keys = list(self._open)
+        self.outcomes: dict[Key, Complete | Failed] = {}
+        self.max_rounds = max_rounds
+        self.rounds = 0
+        self._statuses: dict[str, dict] = {}     # bodies to send in the next batch
+        self._statuses_sent: set[str] = set()
+        self._sent: list[Key] = []
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def start(self) -> Action:
+        return self._next_batch()
+
+    def _next_batch(self) -> Action:
+        if not self._open:
+            return Finished(dict(self.outcomes))
+        if self.rounds >= self.max_rounds:
+            for key in list(self._open):
+                self._fail(key, f"not complete after {self.rounds} batch requests")
+            return Finished(dict(self.outcomes))
+        self.rounds += 1
+        self._sent = list(self._open)
+        body = {"statuses": list(self._statuses.values()),
+                "files": [e.body for k, e in self._open.items() if k[0] == "file"],
+                "events": [e.body for k, e in self._open.items() if k[0] == "event"]}
+        self._statuses_sent |= set(self._statuses)
+        self._status_order = list(self._statuses)
+        self._statuses = {}
+        # The importer answers statuses, then files, then events: keep the same order.
+        self._sent = ([k for k in self._sent if k[0] == "file"]
+                      + [k for k in self._sent if k[0] == "event"])
+        return PostBatch(body)
+
+    def _fail(self, key: Key, reason: str) -> None:
+        self._open.pop(key, None)
+        self.outcomes[key] = Failed(reason)
+
+    def _fail_all(self, reason: str) -> Finished:
+        for key in list(self._open):
+            self._fail(key, reason)
+        return Finished(dict(self.outcomes))
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def answered(self, answer: Any) -> Action:
+        """The next action after the importer's answer to the last batch."""
+        results = answer.get("results") if isinstance(answer, dict) else None
+        expected = len(self._status_order) + len(self._sent)
+        if not isinstance(results, list) or len(results) != expected:
+            return self._fail_all(f"protocol: the answer to a batch of {expected} entities is "
+                                  f"not {expected} results: {_show(answer)}")
+        status_ids, files = [], {}
+        for key, result in zip(self._sent, results[len(self._status_order):]):
+            self._read_result(key, result, status_ids, files)
+        if not status_ids and not files:
+            return self._next_batch()
+        return Supply(tuple(dict.fromkeys(status_ids)), tuple(files.values()))
+
+    def _read_result(self, key: Key, result: Any, status_ids: list, files: dict) -> None:
+        entity = self._open[key]
+        if not isinstance(result, dict) or (result.get("type"), result.get("id")) != key:
+            self._fail(key, f"protocol: result {_show(result)} is not for {key[0]} {key[1]}")
+            return
+        state = result.get("state")
+        if state == "complete":
+            self._open.pop(key)
+            self.outcomes[key] = Complete(already_present=self.rounds == 1)
+        elif state == "failed":
+            self._fail(key, f"importer answered failed: {result.get('message') or 'no reason'}")
+        elif state == "need_status":
+            self._need_status(key, entity, result.get("status_id"), status_ids)
+        elif state == "need_file_data":
+            self._need_files(key, entity, result.get("file_ids"), files)
+        else:
+            self._fail(key, f"protocol: unexpected result {_show(result)}")
+
+    def _need_status(self, key: Key, entity: _Entity, status_id, status_ids: list) -> None:
+        if not isinstance(status_id, str) or status_id not in _status_ids(entity):
+            self._fail(key, f"protocol: importer asked for status {status_id!r}, which the "
+                       f"{key[0]} does not name")
+        elif status_id in self._statuses_sent:
+            self._fail(key, f"importer asked again for status {status_id} after it was sent")
+        else:
+            status_ids.append(status_id)
+
+    def _need_files(self, key: Key, entity: _Entity, file_ids, files: dict) -> None:
+        if not isinstance(file_ids, list) or not file_ids or \
+                any(f not in entity.files for f in file_ids):
+            self._fail(key, f"protocol: importer asked for files {_show(file_ids)}, which the "
+                       f"{key[0]} does not list")
+            return
+        for file_id in file_ids:
+            entity.needs[file_id] = entity.needs.get(file_id, 0) + 1
+            if entity.needs[file_id] >= SAME_NEED_LIMIT:
+                self._fail(key, f"importer asked for the bytes of file {file_id} "
+                           f"{SAME_NEED_LIMIT} times")
+                return
+        for file_id in file_ids:
+            files[file_id] = entity.files[file_id]
+
+    def supplied(self, statuses: dict[str, dict | None],
+                 upload_failures: dict[str, str]) -> Action:
+        """Statuses read (None: not in this archive) and files that could not be sent (file
+        ID → reason); then the next batch with the entities still open."""
+        for status_id, body in statuses.items():
+            if body is None:
+                self._fail_needing_status(status_id)
+            else:
+                self._statuses[status_id] = body
+        for file_id, reason in upload_failures.items():
+            for key in [k for k, e in self._open.items() if file_id in e.files]:
+                self._fail(key, f"file {file_id}: {reason}")
+        return self._next_batch()
+
+    def _fail_needing_status(self, status_id: str) -> None:
+        for key in [k for k, e in self._open.items() if status_id in _status_ids(e)]:
+            self._fail(key, f"status {status_id} is not in this archive")
+
+
+def _status_ids(entity: _Entity) -> set[str]:
+    return {entity.body.get("status_id")} | {f.get("status_id") for f in
+                                             entity.body.get("files", [])}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# -- planning (pure) ------------------------------------------------------------------------
+
+def split_batches(entities: Sequence[tuple[str, dict]], batch_size: int,
+                  max_body_bytes: int) -> list[list[tuple[str, dict]]]:
+    """Consecutive groups of at most `batch_size` entities whose JSON stays well under the
+    importer's body limit (half of it: room for the statuses a later round adds)."""
+    budget = max(1, max_body_bytes // 2)
+    batches, current, size = [], [], 0
+    for kind, body in entities:
+        length = len(json.dumps(body, separators=(",", ":"))) + 1
+        if current and (len(current) >= batch_size or size + length > budget):
+            batches.append(current)
+            current, size = [], 0
+        current.append((kind, body))
+        size += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+def plan_uploads(files: Sequence[FileNeed], small_file_bytes: int, request_bytes: int
+                 ) -> tuple[list[list[FileNeed]], list[FileNeed]]:
+    """(groups of small files, one `/blobs` request each, at most `request_bytes` of file
+    data per request; large files, one resumable upload each)."""
+    small = [f for f in files if f.size <= small_file_bytes]
+    large = [f for f in files if f.size > small_file_bytes]
+    groups, current, size = [], [], 0
+    for need in small:
+        if current and size + need.size > request_bytes:
+            groups.append(current)
+            current, size = [], 0
+        current.append(need)
+        size += need.size
+    if current:
+        groups.append(current)
+    return groups, large
