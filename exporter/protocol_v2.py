@@ -104,7 +104,6 @@ class BatchExchange:
                 self._fail(key, f"not complete after {self.rounds} batch requests")
             return Finished(dict(self.outcomes))
         self.rounds += 1
-        self._sent = list(self._open)
         body = {"statuses": list(self._statuses.values()),
                 "files": [e.body for k, e in self._open.items() if k[0] == "file"],
                 "events": [e.body for k, e in self._open.items() if k[0] == "event"]}
@@ -112,8 +111,8 @@ class BatchExchange:
         self._status_order = list(self._statuses)
         self._statuses = {}
         # The importer answers statuses, then files, then events: keep the same order.
-        self._sent = ([k for k in self._sent if k[0] == "file"]
-                      + [k for k in self._sent if k[0] == "event"])
+        self._sent = ([k for k in self._open if k[0] == "file"]
+                      + [k for k in self._open if k[0] == "event"])
         return PostBatch(body)
 
     def _fail(self, key: Key, reason: str) -> None:

@@ -1,0 +1,132 @@
+"""The exporter's version 2 exchange, a pure state machine, driven with plain dicts."""
+
+from exporter.protocol_v2 import (BatchExchange, Complete, Failed, FileNeed, Finished,
+                                  PostBatch, Supply, plan_uploads, split_batches)
+
+STATUS = "5" * 32
+
+
+def event(n: int, files: int = 2) -> dict:
+    return {"event_id": f"{n:032x}", "camera_id": "cam", "status_id": STATUS,
+            "event_time": n, "event_type": "meteorpi:meteor", "meta": [],
+            "files": [{"file_id": f"{n:016x}{k:016x}", "camera_id": "cam", "status_id": STATUS,
+                       "file_time": n, "mime_type": "image/png",
+                       "semantic_type": "meteorpi:x", "file_size": 4096 * (k + 1),
+                       "md5": "0" * 32, "meta": []} for k in range(files)]}
+
+
+def result(body: dict, state: str, **extra) -> dict:
+    return {"type": "event", "id": body["event_id"], "state": state, **extra}
+
+
+def file_ids(body: dict) -> list[str]:
+    return [f["file_id"] for f in body["files"]]
+
+
+def test_all_complete_at_once():
+    bodies = [event(1), event(2)]
+    exchange = BatchExchange([("event", b) for b in bodies])
+    action = exchange.start()
+    assert isinstance(action, PostBatch) and action.body["events"] == bodies
+    done = exchange.answered({"results": [result(b, "complete") for b in bodies]})
+    assert done == Finished({("event", b["event_id"]): Complete(True) for b in bodies})
+
+
+def test_status_then_bytes_then_complete():
+    a, b, c = event(1), event(2), event(3)
+    exchange = BatchExchange([("event", x) for x in (a, b, c)])
+    exchange.start()
+    supply = exchange.answered({"results": [
+        result(a, "need_status", status_id=STATUS),
+        result(b, "need_file_data", file_ids=file_ids(b)),
+        result(c, "failed", message="bad event")]})
+    assert supply.status_ids == (STATUS,)
+    assert [f.file_id for f in supply.files] == file_ids(b)
+    again = exchange.supplied({STATUS: {"status_id": STATUS}}, {})
+    assert again.body["statuses"] == [{"status_id": STATUS}]
+    assert again.body["events"] == [a, b]           # the failed one is not resent
+    supply = exchange.answered({"results": [
+        {"type": "status", "id": STATUS, "state": "complete"},
+        result(a, "need_file_data", file_ids=file_ids(a)[1:]),
+        result(b, "complete")]})
+    assert [f.file_id for f in supply.files] == file_ids(a)[1:]
+    last = exchange.supplied({}, {})
+    assert last.body["statuses"] == [] and last.body["events"] == [a]
+    done = exchange.answered({"results": [result(a, "complete")]})
+    assert done.outcomes == {("event", a["event_id"]): Complete(False),
+                             ("event", b["event_id"]): Complete(False),
+                             ("event", c["event_id"]): Failed("importer answered failed: "
+                                                              "bad event")}
+
+
+def test_garbage_answers_fail_the_entities():
+    a, b = event(1), event(2)
+    exchange = BatchExchange([("event", a), ("event", b)])
+    exchange.start()
+    done = exchange.answered({"results": [result(a, "complete")]})
+    assert all(isinstance(o, Failed) and "protocol" in o.reason for o in done.outcomes.values())
+    exchange = BatchExchange([("event", a), ("event", b)])
+    exchange.start()
+    done = exchange.answered({"results": [result(b, "complete"), result(a, "complete")]})
+    assert isinstance(done.outcomes[("event", a["event_id"])], Failed)
+    exchange = BatchExchange([("event", a)])
+    exchange.start()
+    done = exchange.answered({"results": [result(a, "need_file_data", file_ids=["f" * 32])]})
+    assert "does not list" in done.outcomes[("event", a["event_id"])].reason
+    exchange = BatchExchange([("event", a)])
+    exchange.start()
+    done = exchange.answered({"results": [result(a, "maybe")]})
+    assert "unexpected" in done.outcomes[("event", a["event_id"])].reason
+
+
+def test_an_importer_that_keeps_asking_cannot_hang_the_exchange():
+    a = event(1)
+    exchange = BatchExchange([("event", a)])
+    action, posts = exchange.start(), 0
+    while not isinstance(action, Finished):
+        if isinstance(action, PostBatch):
+            posts += 1
+            action = exchange.answered({"results": [
+                result(a, "need_file_data", file_ids=file_ids(a))]})
+        else:
+            action = exchange.supplied({}, {})
+    assert posts == 3 and "3 times" in action.outcomes[("event", a["event_id"])].reason
+    exchange = BatchExchange([("event", a)])
+    exchange.start()
+    exchange.answered({"results": [result(a, "need_status", status_id=STATUS)]})
+    exchange.supplied({STATUS: {"status_id": STATUS}}, {})
+    done = exchange.answered({"results": [{"type": "status", "id": STATUS,
+                                           "state": "complete"},
+                                          result(a, "need_status", status_id=STATUS)]})
+    assert "again" in done.outcomes[("event", a["event_id"])].reason
+
+
+def test_missing_local_data_fails_the_entity():
+    a, b = event(1), event(2)
+    exchange = BatchExchange([("event", a), ("event", b)])
+    exchange.start()
+    exchange.answered({"results": [result(a, "need_file_data", file_ids=file_ids(a)),
+                                   result(b, "complete")]})
+    done = exchange.supplied({}, {file_ids(a)[0]: "bytes not in this archive"})
+    assert isinstance(done, Finished)
+    assert done.outcomes[("event", a["event_id"])] == Failed(
+        f"file {file_ids(a)[0]}: bytes not in this archive")
+    exchange = BatchExchange([("event", a)])
+    exchange.start()
+    exchange.answered({"results": [result(a, "need_status", status_id=STATUS)]})
+    done = exchange.supplied({STATUS: None}, {})
+    assert done.outcomes[("event", a["event_id"])] == Failed(
+        f"status {STATUS} is not in this archive")
+
+
+def test_planning():
+    bodies = [("event", event(n)) for n in range(10)]
+    assert [len(b) for b in split_batches(bodies, 4, 10 ** 9)] == [4, 4, 2]
+    one = len(str(event(0))) * 2
+    assert all(len(b) <= 2 for b in split_batches(bodies, 500, one * 2))
+    needs = [FileNeed(str(i), "0" * 32, size) for i, size in
+             enumerate([100, 5000, 100, 2 * 1024 ** 2, 3000])]
+    groups, large = plan_uploads(needs, 1024 ** 2, 5000)
+    assert [[f.file_id for f in g] for g in groups] == [["0"], ["1"], ["2", "4"]]
+    assert [f.file_id for f in large] == ["3"]
+    assert isinstance(Supply((), ()), Supply)
