@@ -12,6 +12,9 @@ _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _DASHED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CAMERA = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 DEFAULT_NAMESPACE = "meteorpi"
+# Integers are stored in 64-bit columns (times, sizes): a larger value is refused here, as bad
+# input, instead of failing in the database.
+INT64_MAX = 2 ** 63 - 1
 
 
 class EntityError(ValueError):
@@ -64,10 +67,18 @@ def camera_id(value: Any, field: str) -> str:
 
 
 def text(value: Any, field: str, max_length: int = 1024) -> str:
+    """A string that UTF-8 and every database can hold: no NUL (PostgreSQL refuses it) and no
+    lone surrogate (JSON allows `\\ud800`, UTF-8 cannot encode it)."""
     if not isinstance(value, str):
         raise EntityError(field, f"expected a string, got {_show(value)}")
     if len(value) > max_length:
         raise EntityError(field, f"longer than {max_length} characters")
+    if "\x00" in value:
+        raise EntityError(field, "must not contain the NUL character (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EntityError(field, "is not valid Unicode (lone surrogate)") from None
     return value
 
 
@@ -85,6 +96,8 @@ def number(value: Any, field: str) -> int | float:
         raise EntityError(field, f"expected a number, got {_show(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise EntityError(field, f"expected a finite number, got {_show(value)}")
+    if isinstance(value, int) and abs(value) > INT64_MAX:
+        raise EntityError(field, f"out of the 64-bit range, got {_show(value)}")
     return value
 
 
@@ -96,6 +109,8 @@ def integer(value: Any, field: str, minimum: int | None = None) -> int:
         raise EntityError(field, f"expected an integer, got {_show(value)}")
     if minimum is not None and value < minimum:
         raise EntityError(field, f"must be at least {minimum}, got {value}")
+    if abs(value) > INT64_MAX:
+        raise EntityError(field, f"out of the 64-bit range, got {_show(value)}")
     return value
 
 
