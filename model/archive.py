@@ -173,7 +173,7 @@ class Archive:
 
     def has_data(self, file_id: str, md5: str) -> bool:
         with self.db.reading() as conn:
-            return bool(self._present_data(conn, [_Key(file_id, md5)]))
+            return (file_id, md5) in self._present_data(conn, [_Key(file_id, md5)])
 
     def _present_data(self, conn: Connection, records) -> dict[tuple[str, str], str]:
         """(file_id, md5) → sha256 of the bytes held for them, staged or stored."""
@@ -226,6 +226,12 @@ class Archive:
                     raise MissingData(missing)
                 clash = self._records_held_elsewhere(tx, records)
                 if clash:
+                    # Under READ COMMITTED a concurrent import of this very entity may have
+                    # committed since our first look: then it is held, not a conflict.
+                    held = tx.scalar(select(id_column.table.c.content_hash)
+                                     .where(id_column == entity_id))
+                    if held is not None:
+                        return _already_held(held, new_hash)
                     return ImportResult(Outcome.CONFLICT, clash, new_hash)
                 self._insert(tx, event, records, present, body, new_hash)
         except IntegrityError:
