@@ -78,14 +78,14 @@ def _insert_ignoring_duplicates(connection: Connection, table, values: dict,
 
 
 def _lock_blob(connection: Connection, sha256: str) -> None:
-    """Serialise whoever puts a blob's file in place or removes it.
+    """Serialise the writer of a blob's rows and the remover of its file.
 
-    A file is committed (stage_bytes) or removed (delete, gc) only under this lock, and the
-    remover checks under it that no row names the blob. Without it, a stage of bytes that are
-    already stored could touch the existing file while a delete of the last record using it
-    removes the file, leaving the new staged row pointing at nothing. SQLite needs nothing
-    more (BEGIN IMMEDIATE serialises write transactions); PostgreSQL takes an advisory lock
-    held until the transaction ends."""
+    A remover (delete, gc) deletes a file only under this lock and only if no row names the
+    blob; a writer (stage_bytes) checks under it that the file is still there before it writes
+    the rows. Without it, bytes staged again while the last record using them is deleted
+    could get a staged row pointing at a removed file. SQLite needs nothing more (BEGIN
+    IMMEDIATE serialises write transactions); PostgreSQL takes an advisory lock held until
+    the transaction ends."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                            {"key": int(sha256[:15], 16)})
@@ -140,28 +140,36 @@ class Archive:
         """Keep bytes for (file_id, md5) until a record claims them, if their MD5 matches.
 
         Raises `blobstore.TooLarge` past `limit`; nothing is kept then. The file is put in
-        place before its rows are written (in the same transaction, under the blob's lock):
-        a failure in between leaves an unreferenced file for `gc`, never a dangling row.
+        place before its rows are written: a failure in between leaves an unreferenced file
+        for `gc`, never a row without its bytes.
         """
         with self.blobs.write(source, limit) as pending:
             info = pending.info
             if info.md5 != md5:
                 return StageResult(False, info.md5, info.size,
                                    f"MD5 of the received bytes is {info.md5}, expected {md5}")
-            with self.db.transaction() as tx:
-                _lock_blob(tx, info.sha256)
-                pending.commit()
-                self._record_staged(tx, file_id, md5, info)
+            pending.commit()
+        with self.db.transaction() as tx:
+            if not self._record_staged(tx, file_id, md5, info):
+                return StageResult(False, info.md5, info.size, "the bytes were removed while "
+                                   "being stored (a concurrent delete); send them again")
         return StageResult(True, info.md5, info.size)
 
-    def _record_staged(self, tx: Connection, file_id: str, md5: str, info) -> None:
-        """The rows for bytes just put in place: the blob, and (file_id, md5) → blob."""
+    def _record_staged(self, tx: Connection, file_id: str, md5: str, info) -> bool:
+        """Rows for bytes already committed to the blob store: the blob, and
+        (file_id, md5) → blob. Writes nothing and answers False if the blob's file is gone by
+        now: a delete of the last record using the same bytes removed it after our commit
+        (checked under the blob's lock, which that removal takes too)."""
+        _lock_blob(tx, info.sha256)
+        if not self.blobs.exists(info.sha256):
+            return False
         created = now_ms()
         _insert_ignoring_duplicates(tx, schema.blobs, {
             "sha256": info.sha256, "md5": info.md5, "size": info.size, "created_ms": created})
         _insert_ignoring_duplicates(tx, schema.staged, {
             "file_id": file_id, "md5": md5, "sha256": info.sha256, "created_ms": created},
             update=("sha256", "created_ms"))
+        return True
 
     def missing_data(self, records: Sequence[FileRecord]) -> list[str]:
         """IDs of the records (in their order) whose bytes with their MD5 are not here."""
@@ -267,7 +275,7 @@ class Archive:
                 "body": canonical_json(record_body), "content_hash": content_hash(record_body),
                 "created_ms": created})
             meta_rows += _meta_rows(record.meta, file_id=record.file_id)
-        if file_rows:  # an empty list would run one INSERT with no values
+        if file_rows:  # an event may have no files (executing [] would insert a null row)
             tx.execute(insert(schema.files), file_rows)
         if meta_rows:
             tx.execute(insert(schema.meta), meta_rows)
@@ -345,11 +353,12 @@ class Archive:
         """Remove the files of these blobs unless a row names the blob again by now.
 
         Runs after the rows' transaction has committed (row before blob), each file under its
-        blob's lock so that a concurrent stage_bytes of the same bytes either finds the file
-        gone and puts its own copy in place, or has committed its row and the file stays."""
+        blob's lock (taken in sorted order: no deadlock between two removers) so that a
+        concurrent stage_bytes of the same bytes either has committed its rows, and the file
+        stays, or finds the file gone and writes no row."""
         removed = []
         with self.db.transaction() as tx:
-            for sha in shas:
+            for sha in sorted(shas):
                 _lock_blob(tx, sha)
                 if tx.scalar(select(func.count()).where(schema.blobs.c.sha256 == sha)):
                     continue

@@ -311,6 +311,41 @@ def test_a_blob_staged_again_while_being_deleted_keeps_its_file(site, monkeypatc
         assert stream.read() == FILE_BYTES[other.file_id]
 
 
+def test_bytes_removed_between_their_commit_and_their_rows_are_refused(site, monkeypatch):
+    """The other order: the stage commits the file (already there: same bytes), then the
+    delete of the last record using it removes the file, then the stage would write its
+    rows. It must refuse (the peer resends) rather than stage a row without bytes."""
+    archive = site.archive
+    archive.add_status(STATUS)
+    stage(archive, FILE)
+    archive.import_file(FILE)
+    other = EVENT.files[0]  # same bytes, another file id
+    write = archive.blobs.write
+
+    class DeletedRightAfterCommit:
+        def __init__(self, pending):
+            self.pending, self.info = pending, pending.info
+
+        def commit(self):
+            self.pending.commit()
+            assert archive.delete_file(FILE.file_id)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self.pending.discard()
+    monkeypatch.setattr(archive.blobs, "write",
+                        lambda *args, **kwargs: DeletedRightAfterCommit(write(*args, **kwargs)))
+    result = archive.stage_bytes(other.file_id, other.md5, io.BytesIO(FILE_BYTES[FILE.file_id]))
+    assert not result.received and "send them again" in result.message
+    assert archive.counts() == {"statuses": 1, "events": 0, "files": 0, "blobs": 0, "staged": 0}
+    assert not files_on_disk(archive) and not temporaries(archive)
+    monkeypatch.undo()
+    stage(archive, other)
+    assert files_on_disk(archive) == {hashlib.sha256(FILE_BYTES[FILE.file_id]).hexdigest()}
+
+
 # -- crash safety ---------------------------------------------------------------------------
 
 def test_failure_between_blob_write_and_row_insert_leaves_no_row(site, monkeypatch):
