@@ -10,9 +10,12 @@ import hashlib
 import io
 import os
 import threading
+import uuid
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event as sa_event, func, select
 
 import model.archive
@@ -21,6 +24,7 @@ from model.archive import MissingData, MissingStatus, Outcome
 from model.blobstore import TooLarge
 from model.entities import Event, FileRecord, Status, content_hash
 from model.site import open_site
+from tests import strategies
 from tests.meteorpi import BODIES, FILE_BYTES
 
 STATUS = Status.from_json(BODIES["status"]["status"])
@@ -153,6 +157,35 @@ def test_stage_and_import_an_event(site):
     assert archive.get_file(EVENT.files[1].file_id) == EVENT.files[1]
     assert meta_rows(site) == 1 + 3 + 3
     assert archive.counts() == {"statuses": 1, "events": 1, "files": 2, "blobs": 2, "staged": 0}
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_valid_event_is_stored_and_read_back_unchanged(site, data):
+    """Whatever the codec accepts, each database stores (no 500 from odd text or numbers)."""
+    archive = site.archive
+    drawn, drawn_bytes = data.draw(strategies.event_with_bytes())
+    # The site lives across examples: fresh IDs keep each example a new entity.
+    status_id = uuid.uuid4().hex
+    event_body = dict(drawn, event_id=uuid.uuid4().hex, status_id=status_id, files=[
+        dict(record, file_id=uuid.uuid4().hex, status_id=status_id) for record in drawn["files"]])
+    file_bytes = {new["file_id"]: drawn_bytes[old["file_id"]]
+                  for new, old in zip(event_body["files"], drawn["files"])}
+    status_body = data.draw(strategies.status_json(camera_id=event_body["camera_id"],
+                                                   status_id=status_id))
+    assert archive.add_status(Status.from_json(status_body)).outcome is Outcome.STORED
+    event = Event.from_json(event_body)
+    for record in event.files:
+        stage(archive, record, file_bytes[record.file_id])
+    assert archive.import_event(event).outcome is Outcome.STORED
+    assert archive.get_event(event.event_id).to_json() == event_body
+    assert archive.get_status(status_body["status_id"]).to_json() == status_body
+    for record in event.files:
+        stream, stored = archive.open_data(record.file_id)
+        with stream:
+            assert stream.read() == file_bytes[record.file_id]
+        assert stored == record
 
 
 def test_event_with_no_files_and_no_meta(site):
