@@ -229,3 +229,14 @@ def test_bytes_stage_once_per_file_id_and_md5(http):
         assert http.upload(file_id, md5_of(data), data).json()["received"] is True
     after = http.counts()
     assert after["staged"] == before["staged"] + 1
+
+
+def test_event_without_files_needs_only_its_status(http):
+    status = status_json()
+    event = event_json(status["status_id"])
+    assert http.answer({"type": "event", "event": event})["state"] == "need_status"
+    http.answer({"type": "status", "status": status})
+    before = http.counts()
+    assert http.answer({"type": "cached_entity", "cached_entity_id": event["event_id"]}) == \
+        {"state": "complete"}
+    assert http.counts()["events"] == before["events"] + 1
