@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.importer_fixtures import (SETTINGS, event_json, file_json, http, md5_of,  # noqa: F401
+from tests.importer_fixtures import (SETTINGS, event_json, file_json, md5_of,
                                      new_id, scene, status_json)
 
 MAX_BODY = SETTINGS["importer.max_body_bytes"]

@@ -6,7 +6,7 @@ import pytest
 from importer.app import create_app
 from model.entities import Event, Status
 from skyrelay import config as config_module
-from tests.importer_fixtures import (event_json, file_json, http, md5_of, new_id,  # noqa: F401
+from tests.importer_fixtures import (event_json, file_json, md5_of, new_id,
                                      password_of, scene, status_json)
 from tests.test_import_errors import assert_error
 

@@ -39,7 +39,11 @@ def _upload(served, session, file_id: str) -> dict:
 
 
 def test_original_exporter_replicates_event_and_file(served):
-    session = requests.Session()
+    with requests.Session() as session:
+        _replay(served, session)
+
+
+def _replay(served, session) -> None:
     auth = served.auth("exporter")
 
     def post(body):
