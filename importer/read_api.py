@@ -124,9 +124,13 @@ def data(entity_id: str) -> Response:
                         content_type=_header_safe(record.mime_type))
     response.content_length = size
     response.set_etag(record.md5)
+    environ = request.environ
+    if request.range is not None and len(request.range.ranges) > 1:
+        # werkzeug serves one range only and would answer 416; RFC 9110 lets a server
+        # ignore Range instead, which is what a client can use: the whole file.
+        environ = {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
     try:
-        return response.make_conditional(request.environ, accept_ranges=True,
-                                         complete_length=size)
+        return response.make_conditional(environ, accept_ranges=True, complete_length=size)
     except Exception:
         handle.close()
         raise

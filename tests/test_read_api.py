@@ -187,6 +187,13 @@ def test_unsatisfiable_range_gets_416_in_the_error_shape(http, stored_file):
     assert reply.headers["Content-Range"] == f"bytes */{len(data)}"
 
 
+def test_several_ranges_are_ignored_and_the_whole_file_sent(http, stored_file):
+    record, data = stored_file
+    reply = http.request("GET", f"/api/files/{record['file_id']}/data", user="reader",
+                         headers={"Range": "bytes=0-1,4-5"})
+    assert reply.status == 200 and reply.body == data
+
+
 def test_if_none_match_with_the_md5_gets_304(http, stored_file):
     record, _ = stored_file
     reply = http.request("GET", f"/api/files/{record['file_id']}/data", user="reader",
