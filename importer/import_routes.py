@@ -7,6 +7,7 @@ The routes only parse, gather facts and store; what to answer is `handshake.deci
 import logging
 
 from flask import Blueprint, current_app, g, jsonify
+from sqlalchemy.exc import IntegrityError
 
 from importer import handshake
 from importer.auth import require_role
@@ -93,8 +94,8 @@ def settle(importer, entity, cached: bool) -> Answer:
             return answer
         try:
             result = _store(archive, entity)
-        except (MissingStatus, MissingData):
-            continue
+        except (MissingStatus, MissingData, IntegrityError):
+            continue  # IntegrityError: a concurrent request inserted the same row first
         if result.outcome is not Outcome.CONFLICT:
             now_held = Held(held_hash=content_hash(entity.to_json()), status_held=True)
             return handshake.decide(entity, now_held, cached)
@@ -103,17 +104,23 @@ def settle(importer, entity, cached: bool) -> Answer:
 
 
 def what_is_held(importer, entity) -> Held:
-    """The facts `handshake.decide` needs, read from the archive."""
+    """The facts `handshake.decide` needs, read from the archive.
+
+    The reads are not one snapshot, so the order matters: whether the entity itself is held
+    is read last. A concurrent request storing this very entity then shows up there at the
+    latest, and `decide` answers `complete` before looking at the other facts (which that
+    store may have changed, e.g. its file records now count as "taken")."""
     archive = importer.site.archive
-    held_hash = archive.held_hash(KIND[type(entity)], entity.id)
+    kind = KIND[type(entity)]
     if isinstance(entity, Status):
-        return Held(held_hash=held_hash)
+        return Held(held_hash=archive.held_hash(kind, entity.id))
     records = entity.files if isinstance(entity, Event) else (entity,)
-    taken = importer.catalog.held_file_ids([r.file_id for r in records]) \
-        if isinstance(entity, Event) else set()
-    return Held(held_hash=held_hash, status_held=archive.has_status(entity.status_id),
-                missing_data=frozenset(archive.missing_data(records)),
-                taken_file_ids=frozenset(taken))
+    status_held = archive.has_status(entity.status_id)
+    missing = frozenset(archive.missing_data(records))
+    taken = frozenset(importer.catalog.held_file_ids([r.file_id for r in records])
+                      if isinstance(entity, Event) else ())
+    return Held(held_hash=archive.held_hash(kind, entity.id), status_held=status_held,
+                missing_data=missing, taken_file_ids=taken)
 
 
 def _store(archive, entity):
@@ -139,10 +146,17 @@ def data_route(file_id: str, md5: str):
     except EntityError as exc:
         raise bad_request(str(exc)) from None
     limit = _importer().settings["importer.max_file_bytes"]
+    archive = _importer().site.archive
     try:
-        result = _importer().site.archive.stage_bytes(file_id, md5, file_source(limit), limit)
+        result = archive.stage_bytes(file_id, md5, file_source(limit), limit)
     except TooLarge:
         raise too_large("file", "importer.max_file_bytes", limit) from None
+    except IntegrityError:
+        # The same (file_id, md5) was staged by a concurrent upload between this one's
+        # update and insert (PostgreSQL): the bytes, checked by MD5, are here either way.
+        if not archive.has_data(file_id, md5):
+            raise
+        return jsonify({"state": handshake.CONTINUE, "received": True})
     body = {"state": handshake.CONTINUE, "received": result.received}
     if result.message:
         body["message"] = result.message
