@@ -94,8 +94,11 @@ def settle(importer, entity, cached: bool) -> Answer:
             return answer
         try:
             result = _store(archive, entity)
-        except (MissingStatus, MissingData, IntegrityError):
-            continue  # IntegrityError: a concurrent request inserted the same row first
+        except (MissingStatus, MissingData, IntegrityError) as exc:
+            # IntegrityError: a concurrent request inserted the same row first.
+            log.info("storing %s %s lost a race (%s); deciding again", KIND[type(entity)],
+                     entity.id, type(exc).__name__)
+            continue
         if result.outcome is not Outcome.CONFLICT:
             now_held = Held(held_hash=content_hash(entity.to_json()), status_held=True)
             return handshake.decide(entity, now_held, cached)
@@ -145,8 +148,8 @@ def data_route(file_id: str, md5: str):
         md5 = codec.md5_hex(md5, "md5")
     except EntityError as exc:
         raise bad_request(str(exc)) from None
-    limit = _importer().settings["importer.max_file_bytes"]
-    archive = _importer().site.archive
+    importer = _importer()
+    limit, archive = importer.settings["importer.max_file_bytes"], importer.site.archive
     try:
         result = archive.stage_bytes(file_id, md5, file_source(limit), limit)
     except TooLarge:

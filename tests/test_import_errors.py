@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.importer_fixtures import (SETTINGS, event_json, file_json, md5_of,
-                                     new_id, scene, status_json)
+from tests.importer_fixtures import SETTINGS, file_json, md5_of, new_id, scene, status_json
 
 MAX_BODY = SETTINGS["importer.max_body_bytes"]
 MAX_FILE = SETTINGS["importer.max_file_bytes"]

@@ -6,8 +6,8 @@ import pytest
 from importer.app import create_app
 from model.entities import Event, Status
 from skyrelay import config as config_module
-from tests.importer_fixtures import (event_json, file_json, md5_of, new_id,
-                                     password_of, scene, status_json)
+from tests.importer_fixtures import (event_json, file_json, md5_of, new_id, password_of,
+                                     status_json)
 from tests.test_import_errors import assert_error
 
 T0 = 1_500_000_000_000

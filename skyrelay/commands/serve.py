@@ -84,8 +84,9 @@ def register(cli: click.Group) -> None:
     def serve(ctx, host, port, workers):
         """Run the importer: the import handshake, uploads and the read API."""
         config = ctx.config
-        ctx.site  # opening the site applies pending migrations, once, before the fork
-        ctx.close()
+        # Opening the site applies pending migrations: once, here, before the fork. Its
+        # engine is closed so that no connection is inherited by the workers.
+        ctx.site.close()
         ImporterServer(config,
                        host or config["importer.host"],
                        config["importer.port"] if port is None else port,
