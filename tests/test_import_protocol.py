@@ -240,3 +240,29 @@ def test_event_without_files_needs_only_its_status(http):
     assert http.answer({"type": "cached_entity", "cached_entity_id": event["event_id"]}) == \
         {"state": "complete"}
     assert http.counts()["events"] == before["events"] + 1
+
+
+def test_dashed_upper_case_ids_in_entities_are_normalised(http):
+    s = scene(n_files=0)
+
+    def shout(hex_id: str) -> str:
+        raw = hex_id.upper()
+        return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+    event = dict(s.event, event_id=shout(s.event["event_id"]),
+                 status_id=shout(s.status["status_id"]))
+    assert http.answer({"type": "event", "event": event}) == \
+        {"state": "need_status", "status_id": s.status["status_id"]}
+    http.answer({"type": "status", "status": dict(s.status,
+                                                  status_id=shout(s.status["status_id"]))})
+    assert http.answer({"type": "cached_entity", "cached_entity_id": event["event_id"]}) == \
+        {"state": "complete"}
+    stored = http.request("GET", f"/api/events/{s.event['event_id']}", user="reader").json()
+    assert (stored["event_id"], stored["status_id"]) == \
+        (s.event["event_id"], s.status["status_id"])
+
+
+def test_capabilities_are_not_found_so_exporters_fall_back_to_version_1(http):
+    reply = http.request("GET", "/import/capabilities", user="exporter")
+    assert reply.status == 404
+    assert reply.json()["state"] == "failed"
