@@ -95,7 +95,8 @@ def settle(importer, entity, cached: bool) -> Answer:
         try:
             result = _store(archive, entity)
         except (MissingStatus, MissingData, IntegrityError) as exc:
-            # IntegrityError: a concurrent request inserted the same row first.
+            # IntegrityError: a concurrent request stored another entity holding one of
+            # this one's file IDs first; the fresh facts will say so.
             log.info("storing %s %s lost a race (%s); deciding again", KIND[type(entity)],
                      entity.id, type(exc).__name__)
             continue
@@ -154,12 +155,6 @@ def data_route(file_id: str, md5: str):
         result = archive.stage_bytes(file_id, md5, file_source(limit), limit)
     except TooLarge:
         raise too_large("file", "importer.max_file_bytes", limit) from None
-    except IntegrityError:
-        # The same (file_id, md5) was staged by a concurrent upload between this one's
-        # update and insert (PostgreSQL): the bytes, checked by MD5, are here either way.
-        if not archive.has_data(file_id, md5):
-            raise
-        return jsonify({"state": handshake.CONTINUE, "received": True})
     body = {"state": handshake.CONTINUE, "received": result.received}
     if result.message:
         body["message"] = result.message

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -84,15 +84,23 @@ class Archive:
     def add_status(self, status: Status) -> ImportResult:
         body = status.to_json()
         new_hash = content_hash(body)
-        with self.db.transaction() as tx:
-            held = tx.scalar(select(schema.statuses.c.content_hash)
-                             .where(schema.statuses.c.status_id == status.status_id))
-            if held is not None:
-                return _already_held(held, new_hash)
-            tx.execute(insert(schema.statuses).values(
-                status_id=status.status_id, camera_id=status.camera_id,
-                valid_from=status.valid_from, valid_to=status.valid_to,
-                body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+        try:
+            with self.db.transaction() as tx:
+                held = tx.scalar(select(schema.statuses.c.content_hash)
+                                 .where(schema.statuses.c.status_id == status.status_id))
+                if held is not None:
+                    return _already_held(held, new_hash)
+                tx.execute(insert(schema.statuses).values(
+                    status_id=status.status_id, camera_id=status.camera_id,
+                    valid_from=status.valid_from, valid_to=status.valid_to,
+                    body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+        except IntegrityError:
+            # Another request stored the same status between our check and our insert
+            # (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers).
+            held = self._hash_of(schema.statuses.c.status_id, status.status_id)
+            if held is None:
+                raise
+            return _already_held(held, new_hash)
         return ImportResult(Outcome.STORED)
 
     def has_status(self, status_id: str) -> bool:
@@ -120,13 +128,12 @@ class Archive:
             _insert_ignoring_duplicates(tx, schema.blobs, {
                 "sha256": info.sha256, "md5": info.md5, "size": info.size,
                 "created_ms": now_ms()})
-            staged = schema.staged.c
-            changed = tx.execute(update(schema.staged)
-                                 .where(staged.file_id == file_id, staged.md5 == md5)
-                                 .values(sha256=info.sha256, created_ms=now_ms())).rowcount
-            if not changed:
-                tx.execute(insert(schema.staged).values(
-                    file_id=file_id, md5=md5, sha256=info.sha256, created_ms=now_ms()))
+            # One statement (an upsert), so that two uploads of the same (file_id, md5) at
+            # once cannot both insert.
+            dialect = postgresql if tx.dialect.name == "postgresql" else sqlite
+            values = {"sha256": info.sha256, "created_ms": now_ms()}
+            tx.execute(dialect.insert(schema.staged).values(file_id=file_id, md5=md5, **values)
+                       .on_conflict_do_update(index_elements=["file_id", "md5"], set_=values))
         return StageResult(True, info.md5, info.size)
 
     def missing_data(self, records: Sequence[FileRecord]) -> list[str]:
