@@ -77,7 +77,7 @@ def batch_facts(importer, items: list[Item]) -> dict[tuple[str, str], Held]:
         return {}
     hashes = {kind: catalog.held_hashes(kind, [i.id for i in entities if i.kind == kind])
               for kind in ("file", "event")}
-    statuses = catalog.held_status_ids({i.entity.status_id for i in entities})
+    statuses = set(catalog.held_hashes("status", [i.entity.status_id for i in entities]))
     records = [r for i in entities for r in _records(i.entity)]
     present = archive.data_present(records)
     taken = catalog.held_file_ids([r.file_id for i in entities if i.kind == "event"
