@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from importer.app import create_app
-from skyrelay import config as config_module
+from tests.importer_fixtures import site_config
 
 PASSWORD = "v2-test-password"
 
@@ -52,7 +52,7 @@ def multipart(parts: list[tuple[str, bytes]], boundary: str = "skyrelay-test-bou
 def make_config(tmp_path, **settings):
     overrides = {"database.url": f"sqlite:///{tmp_path}/site.db",
                  "storage.path": str(tmp_path / "blobs"), **settings}
-    return config_module.load(tmp_path / "absent.yaml", overrides=overrides, environ={})
+    return site_config(tmp_path, overrides)
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ def register(cli: click.Group) -> None:
         verb = "would remove" if dry_run else "removed"
         click.echo(f"{verb} {report.blobs_removed} blobs ({report.bytes_freed} bytes), "
                    f"{report.staged_expired} expired staged uploads, "
-                   f"{report.temporaries_removed} stale temporary files, "
-                   f"{uploads_expired} expired resumable uploads")
+                   f"{report.temporaries_removed} stale temporary files")
+        if uploads_expired:
+            click.echo(f"removed {uploads_expired} expired resumable uploads")
 
 
 def _uploads(ctx):
