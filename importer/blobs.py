@@ -19,6 +19,7 @@ from importer.errors import ApiError, bad_request
 from importer.multipart import MultipartError, iter_parts
 from model.blobstore import TooLarge
 from model.codec import EntityError, md5_hex, uuid_hex
+from model.staging import StagingBatch
 
 STAGE_EVERY = 256
 
@@ -33,38 +34,43 @@ def parse_part_name(name: str) -> tuple[str, str]:
 
 def receive_parts(archive, read, boundary: bytes, limit: int) -> list[dict]:
     """Stage every part whose bytes match its MD5; one result per part, in order."""
-    results, staged = [], []
+    results, batch = [], StagingBatch(archive)
     try:
         for name, data in iter_parts(read, boundary):
-            result, entry = _receive_part(archive, name, data, limit)
-            results.append(result)
-            if entry:
-                staged.append(entry)
-            if len(staged) >= STAGE_EVERY:
-                archive.stage_received(staged)
-                staged = []
+            results.append(_receive_part(batch, name, data, limit))
+            if len(batch) >= STAGE_EVERY:
+                _flush(batch, results)
     except MultipartError as exc:
-        archive.stage_received(staged)
+        _flush(batch, results)
         raise ApiError(400, str(exc), results=results) from exc
-    archive.stage_received(staged)
+    except BaseException:
+        batch.discard()
+        raise
+    _flush(batch, results)
     return results
 
 
-def _receive_part(archive, name: str, data, limit: int):
+def _receive_part(batch: StagingBatch, name: str, data, limit: int) -> dict:
     try:
         file_id, md5 = parse_part_name(name)
     except EntityError as exc:
-        return {"file_id": name, "received": False, "message": str(exc)}, None
+        return {"file_id": name, "received": False, "message": str(exc)}
     try:
-        written = archive.write_blob(md5, data, limit)
+        staged = batch.add(file_id, md5, data, limit)
     except TooLarge as exc:
         return {"file_id": file_id, "received": False,
-                "message": f"part {exc} (importer.max_file_bytes)"}, None
-    result = {"file_id": file_id, "received": written.received}
-    if not written.received:
-        result["message"] = written.stage.message
-        return result, None
-    return result, (file_id, md5, written.info)
+                "message": f"part {exc} (importer.max_file_bytes)"}
+    result = {"file_id": file_id, "received": staged.received}
+    if not staged.received:
+        result["message"] = staged.message
+    return result
+
+
+def _flush(batch: StagingBatch, results: list[dict]) -> None:
+    lost = batch.flush()
+    for result in results:
+        if result["received"] and result["file_id"] in lost:
+            result.update(received=False, message=lost[result["file_id"]])
 
 
 def blueprint(url_path: str) -> Blueprint:

@@ -20,7 +20,7 @@ from model.database import Database, now_ms
 from model.entities import Event, FileRecord, Status, canonical_json, content_hash
 
 
-_REMOVED_WHILE_STORED = ("the bytes were removed while being stored (a concurrent delete); "
+REMOVED_WHILE_STORED = ("the bytes were removed while being stored (a concurrent delete); "
                          "send them again")
 
 # Values per SQL `IN (…)`: far below SQLite's and PostgreSQL's parameter limits.
@@ -61,16 +61,6 @@ class StageResult:
 
 
 @dataclass(frozen=True)
-class BlobWrite:
-    info: BlobInfo
-    stage: StageResult
-
-    @property
-    def received(self) -> bool:
-        return self.stage.received
-
-
-@dataclass(frozen=True)
 class GcReport:
     staged_expired: int
     blobs_removed: int
@@ -79,19 +69,24 @@ class GcReport:
     dry_run: bool
 
 
-def _insert_ignoring_duplicates(connection: Connection, table, values: dict,
+def _insert_ignoring_duplicates(connection: Connection, table, values: dict | list[dict],
                                 update: Sequence[str] = ()) -> None:
     """INSERT … ON CONFLICT DO NOTHING, or DO UPDATE of the `update` columns: one statement,
-    so two concurrent writers of the same key cannot both miss it and collide."""
+    so two concurrent writers of the same key cannot both miss it and collide. A list of
+    rows (distinct keys) is one executemany."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values)
+    many = isinstance(values, list)
+    statement = dialect.insert(table) if many else dialect.insert(table).values(**values)
     if update:
         statement = statement.on_conflict_do_update(
             index_elements=[column.name for column in table.primary_key],
             set_={name: statement.excluded[name] for name in update})
     else:
         statement = statement.on_conflict_do_nothing()
-    connection.execute(statement)
+    if many:
+        connection.execute(statement, values)
+    else:
+        connection.execute(statement)
 
 
 def _lock_blob(connection: Connection, sha256: str) -> None:
@@ -160,65 +155,40 @@ class Archive:
         place before its rows are written: a failure in between leaves an unreferenced file
         for `gc`, never a row without its bytes.
         """
-        result = self.write_blob(md5, source, limit)
-        if result.received and not self.stage_received([(file_id, md5, result.info)])[0]:
-            info = result.info
-            return StageResult(False, info.md5, info.size, _REMOVED_WHILE_STORED)
-        return result.stage
-
-    def write_blob(self, md5: str, source: BinaryIO | Iterable[bytes],
-                   limit: int | None = None) -> "BlobWrite":
-        """Commit the bytes to the blob store if their MD5 is `md5`, without any row yet.
-
-        Half of `stage_bytes`, for callers that receive many files in one request and
-        record them together with `stage_received` (one transaction instead of one each).
-        An unreferenced blob left by a crash in between is what `gc` removes.
-        """
         with self.blobs.write(source, limit) as pending:
             info = pending.info
             if info.md5 != md5:
-                return BlobWrite(info, StageResult(
-                    False, info.md5, info.size,
-                    f"MD5 of the received bytes is {info.md5}, expected {md5}"))
+                return StageResult(False, info.md5, info.size,
+                                   f"MD5 of the received bytes is {info.md5}, expected {md5}")
             pending.commit()
-        return BlobWrite(info, StageResult(True, info.md5, info.size))
-
-    def stage_file(self, file_id: str, md5: str, path, info: BlobInfo) -> StageResult:
-        """Stage a file already written and hashed by the caller (a finished resumable
-        upload): it is moved into the blob store, not copied. The caller vouches for `info`
-        (it hashed the bytes as they arrived); the MD5 must still be the one expected."""
-        if info.md5 != md5:
-            raise ValueError(f"MD5 {info.md5} is not the expected {md5}")
-        self.blobs.adopt(path, info).commit()
         if not self.stage_received([(file_id, md5, info)])[0]:
-            return StageResult(False, info.md5, info.size, _REMOVED_WHILE_STORED)
+            return StageResult(False, info.md5, info.size, REMOVED_WHILE_STORED)
         return StageResult(True, info.md5, info.size)
 
     def stage_received(self, entries: Sequence[tuple[str, str, BlobInfo]]) -> list[bool]:
-        """Rows for committed blobs, (file_id, md5, info) each, in one transaction; per
-        entry whether it was recorded (False: its file was removed meanwhile, see
-        `_record_staged`)."""
+        """Rows for bytes already committed to the blob store, (file_id, md5, info) each, in
+        one transaction: the blob, and (file_id, md5) → blob. Per entry whether it was
+        recorded: nothing is written for an entry whose file is gone by now (a delete of the
+        last record using the same bytes removed it after our commit; checked under the
+        blob's lock, which that removal takes too)."""
         if not entries:
             return []
         with self.db.transaction() as tx:
-            return [self._record_staged(tx, file_id, md5, info)
-                    for file_id, md5, info in entries]
-
-    def _record_staged(self, tx: Connection, file_id: str, md5: str, info) -> bool:
-        """Rows for bytes already committed to the blob store: the blob, and
-        (file_id, md5) → blob. Writes nothing and answers False if the blob's file is gone by
-        now: a delete of the last record using the same bytes removed it after our commit
-        (checked under the blob's lock, which that removal takes too)."""
-        _lock_blob(tx, info.sha256)
-        if not self.blobs.exists(info.sha256):
-            return False
-        created = now_ms()
-        _insert_ignoring_duplicates(tx, schema.blobs, {
-            "sha256": info.sha256, "md5": info.md5, "size": info.size, "created_ms": created})
-        _insert_ignoring_duplicates(tx, schema.staged, {
-            "file_id": file_id, "md5": md5, "sha256": info.sha256, "created_ms": created},
-            update=("sha256", "created_ms"))
-        return True
+            kept = []
+            for _, _, info in entries:
+                _lock_blob(tx, info.sha256)
+                kept.append(self.blobs.exists(info.sha256))
+            created = now_ms()
+            live = [entry for entry, ok in zip(entries, kept) if ok]
+            blobs = {info.sha256: {"sha256": info.sha256, "md5": info.md5, "size": info.size,
+                                   "created_ms": created} for _, _, info in live}
+            staged = {(f, m): {"file_id": f, "md5": m, "sha256": info.sha256,
+                               "created_ms": created} for f, m, info in live}
+            if live:
+                _insert_ignoring_duplicates(tx, schema.blobs, list(blobs.values()))
+                _insert_ignoring_duplicates(tx, schema.staged, list(staged.values()),
+                                            update=("sha256", "created_ms"))
+        return kept
 
     def missing_data(self, records: Sequence[FileRecord]) -> list[str]:
         """IDs of the records (in their order) whose bytes with their MD5 are not here."""

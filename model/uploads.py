@@ -35,6 +35,7 @@ from model import codec, schema
 from model.archive import Archive
 from model.blobstore import BlobInfo, TooLarge
 from model.database import Database, now_ms
+from model.staging import stage_file
 
 BLOCK = 1024 * 1024
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1}  # tus requires sha1; we add md5
@@ -325,8 +326,11 @@ class Uploads:
                 f"the whole file's MD5 is {md5}, expected {upload.md5}: nothing was received "
                 "and the upload starts again at offset 0")
         info = BlobInfo(digests.sha256.hexdigest(), md5, upload.length)
-        self.archive.stage_file(upload.file_id, upload.md5,
-                                self.partial_path(upload.upload_id), info)
+        staged = stage_file(self.archive, upload.file_id, upload.md5,
+                            self.partial_path(upload.upload_id), info)
+        if not staged.received:   # the same bytes were deleted meanwhile: send them again
+            self._reset(upload)
+            raise WholeFileMismatch(staged.message)
         with self.db.transaction() as tx:
             tx.execute(update(schema.uploads)
                        .where(schema.uploads.c.upload_id == upload.upload_id)
