@@ -1,14 +1,16 @@
 """`POST {base}/batch` (protocol version 2): many entities in one request.
 
 The statuses are stored first, then every file record and event is decided by the same pure
-function as version 1 (`handshake.decide`) and, when it says STORE, stored in its own
-transaction. One result per entity, in the order statuses, files, events (each list in the
-order sent); an entity that fails (invalid, or refused) never blocks the others.
+function as version 1 (`handshake.decide`). One result per entity, in the order statuses,
+files, events (each list in the order sent); an entity that fails (invalid, or refused) never
+blocks the others.
 
 What the decision needs is read for the whole batch at once (a handful of queries, not a
-handful per entity): that is what makes a batch cheap. If a store then loses a race (another
-request stored the entity or its bytes expired in between), that one entity goes through
-version 1's `settle`, which reads its facts afresh.
+handful per entity), and the entities it says to STORE are stored together
+(`model.bulk_import`: all checks again inside one transaction, one insert per table, each
+entity whole or not at all). Any entity left out there (a duplicate within the batch, a race
+with another request) goes alone through version 1's `settle`, in its own transaction, on
+fresh facts. That is what makes a batch cheap.
 """
 
 import logging
@@ -23,7 +25,8 @@ from importer.errors import bad_request
 from importer.handshake import STORE, Answer, Held
 from importer.import_routes import settle
 from importer.request_body import read_json
-from model.archive import MissingData, MissingStatus, Outcome
+from model.archive import Outcome
+from model.bulk_import import store_ready
 from model.entities import EntityError, Event, FileRecord, Status, content_hash
 
 log = logging.getLogger("skyrelay.importer")
@@ -99,17 +102,26 @@ def _records(entity) -> tuple[FileRecord, ...]:
 
 
 def run_batch(importer, items: list[Item]) -> list[dict]:
-    """Statuses first, then the rest, each in its own transaction; one result per item."""
+    """Statuses first, then the rest; one result per item, in order."""
     results: list[dict | None] = [None] * len(items)
     for index, item in enumerate(items):
         if item.kind == "status" and item.entity is not None:
             results[index] = _store_status(importer, item)
     facts = batch_facts(importer, items)
+    answers = {}
     for index, item in enumerate(items):
         if item.entity is None:
             results[index] = _result(item, Answer(handshake.FAILED, message=item.error))
         elif item.kind != "status":
-            results[index] = _result(item, _settle(importer, item, facts[(item.kind, item.id)]))
+            answers[index] = _decide(item, facts[(item.kind, item.id)])
+    ready = [items[i].entity for i, answer in answers.items() if answer is STORE]
+    stored = store_ready(importer.site.archive, ready)
+    for index, answer in answers.items():
+        item = items[index]
+        if answer is STORE:
+            answer = (Answer(handshake.COMPLETE) if (item.kind, item.id) in stored
+                      else _store_alone(importer, item))
+        results[index] = _result(item, answer)
     return results
 
 
@@ -120,21 +132,19 @@ def _store_status(importer, item: Item) -> dict:
     return _result(item, Answer(handshake.COMPLETE))
 
 
-def _settle(importer, item: Item, held: Held) -> Answer:
-    """Decide with the batch's facts; store when told to; on a lost race, settle afresh."""
+def _decide(item: Item, held: Held) -> Answer:
     answer = handshake.decide(item.entity, held)
-    if answer is not STORE:
-        if answer.conflict:
-            _log_conflict(item, held.held_hash)
-        return _with_all_missing(answer, item.entity, held)
+    if answer is STORE:
+        return answer
+    if answer.conflict:
+        _log_conflict(item, held.held_hash)
+    return _with_all_missing(answer, item.entity, held)
+
+
+def _store_alone(importer, item: Item) -> Answer:
+    """An entity that was ready but not stored with the others (a duplicate within the
+    batch, or a race with another request): version 1's store-and-decide, on fresh facts."""
     archive = importer.site.archive
-    try:
-        stored = (archive.import_event(item.entity) if item.kind == "event"
-                  else archive.import_file(item.entity))
-    except (MissingStatus, MissingData):
-        stored = None
-    if stored is not None and stored.outcome is not Outcome.CONFLICT:
-        return Answer(handshake.COMPLETE)
     answer = settle(importer, item.entity, False)
     if answer.state == handshake.NEED_FILE_DATA:
         missing = archive.missing_data(_records(item.entity))

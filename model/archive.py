@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -284,34 +284,7 @@ class Archive:
             schema.files.c.file_id.in_([r.file_id for r in records])).limit(1))
 
     def _insert(self, tx, event, records, present, body, new_hash) -> None:
-        created = now_ms()
-        event_id = event.event_id if event else None
-        if event:
-            tx.execute(insert(schema.events).values(
-                event_id=event.event_id, camera_id=event.camera_id, status_id=event.status_id,
-                event_time=event.event_time, event_type=event.event_type,
-                body=canonical_json(body), content_hash=new_hash, created_ms=created))
-        file_rows, meta_rows = [], _meta_rows(event.meta, event_id=event_id) if event else []
-        for position, record in enumerate(records):
-            record_body = record.to_json()
-            file_rows.append({
-                "file_id": record.file_id, "event_id": event_id, "position": position,
-                "camera_id": record.camera_id, "status_id": record.status_id,
-                "file_time": record.file_time, "semantic_type": record.semantic_type,
-                "mime_type": record.mime_type, "file_size": record.file_size,
-                "md5": record.md5, "sha256": present[(record.file_id, record.md5)],
-                "body": canonical_json(record_body), "content_hash": content_hash(record_body),
-                "created_ms": created})
-            meta_rows += _meta_rows(record.meta, file_id=record.file_id)
-        if file_rows:  # an event may have no files (executing [] would insert a null row)
-            tx.execute(insert(schema.files), file_rows)
-        if meta_rows:
-            tx.execute(insert(schema.meta), meta_rows)
-        if not records:
-            return
-        staged = schema.staged.c
-        tx.execute(delete(schema.staged).where(or_(*(
-            and_(staged.file_id == r.file_id, staged.md5 == r.md5) for r in records))))
+        insert_rows(tx, *entity_rows(event, records, present, body, new_hash))
 
     def has_event(self, event_id: str) -> bool:
         return self._exists(schema.events.c.event_id, event_id)
@@ -470,3 +443,42 @@ def _already_held(held_hash: str, new_hash: str) -> ImportResult:
     if held_hash == new_hash:
         return ImportResult(Outcome.HELD)
     return ImportResult(Outcome.CONFLICT, held_hash, new_hash)
+
+
+def entity_rows(event, records, present, body, new_hash) -> tuple[list, list, list, list]:
+    """The rows that store one event (or standalone record) with its file records: (event
+    rows, file rows, meta rows, staged keys to delete). `present` maps (file_id, md5) to the
+    sha256 of the bytes held for it."""
+    created = now_ms()
+    event_id = event.event_id if event else None
+    event_rows = [] if not event else [{
+        "event_id": event.event_id, "camera_id": event.camera_id, "status_id": event.status_id,
+        "event_time": event.event_time, "event_type": event.event_type,
+        "body": canonical_json(body), "content_hash": new_hash, "created_ms": created}]
+    file_rows, meta_rows = [], _meta_rows(event.meta, event_id=event_id) if event else []
+    for position, record in enumerate(records):
+        record_body = record.to_json()
+        file_rows.append({
+            "file_id": record.file_id, "event_id": event_id, "position": position,
+            "camera_id": record.camera_id, "status_id": record.status_id,
+            "file_time": record.file_time, "semantic_type": record.semantic_type,
+            "mime_type": record.mime_type, "file_size": record.file_size,
+            "md5": record.md5, "sha256": present[(record.file_id, record.md5)],
+            "body": canonical_json(record_body), "content_hash": content_hash(record_body),
+            "created_ms": created})
+        meta_rows += _meta_rows(record.meta, file_id=record.file_id)
+    staged = [{"k_file_id": r.file_id, "k_md5": r.md5} for r in records]
+    return event_rows, file_rows, meta_rows, staged
+
+
+def insert_rows(tx: Connection, event_rows, file_rows, meta_rows, staged) -> None:
+    """Execute `entity_rows` (of one entity or of many): one statement per table. Empty
+    lists are skipped (executing [] would insert a row of nulls)."""
+    for table, rows in ((schema.events, event_rows), (schema.files, file_rows),
+                        (schema.meta, meta_rows)):
+        if rows:
+            tx.execute(insert(table), rows)
+    if staged:
+        columns = schema.staged.c
+        tx.execute(delete(schema.staged).where(columns.file_id == bindparam("k_file_id"),
+                                               columns.md5 == bindparam("k_md5")), staged)

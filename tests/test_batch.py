@@ -92,6 +92,21 @@ def test_a_failed_entity_does_not_block_the_others(http):
     assert http.request("GET", f"/api/events/{thief['event_id']}", user="reader").status == 404
 
 
+def test_duplicates_within_a_batch(http):
+    first = scene(2)
+    upload_blobs(http, first.data)
+    thief = event_json(first.status["status_id"], files=first.event["files"][:1])
+    lone = first.event["files"][1]
+    answer = results(http, {"statuses": [first.status], "files": [lone],
+                            "events": [first.event, first.event, thief]})
+    states = [(r["type"], r["state"]) for r in answer]
+    # The standalone record comes first (files before events) and takes its file ID, so the
+    # event that lists it fails (twice); the one that lists only the other file is stored.
+    assert states == [("status", "complete"), ("file", "complete"), ("event", "failed"),
+                      ("event", "failed"), ("event", "complete")]
+    assert all("another entity" in r["message"] for r in answer[2:4])
+
+
 def test_over_max_batch_is_400_and_stores_nothing(http):
     before = http.counts()
     statuses = [status_json() for _ in range(100)]      # valid, yet not stored
