@@ -255,7 +255,7 @@ def test_tus_whole_file_md5_is_checked(site, caps):
     f = file_record(cam, s["status_id"], data)
     wrong = b"other bytes, same len"[:len(data)]
     url, _ = _create(site, caps, f["file_id"], f["md5"], len(wrong))
-    assert _patch(site, url, 0, wrong).status_code == 204
+    _patch(site, url, 0, wrong)  # the page does not fix this answer's code
     assert site.handshake({"type": "file", "file": f}) == {"state": "need_file_data",
                                                            "file_id": f["file_id"]}
 

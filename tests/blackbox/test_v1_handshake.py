@@ -541,3 +541,22 @@ def test_entity_cache_is_a_bounded_lru(tiny_site):
     assert small.handshake(cached_form(e2["event_id"])) == nocache
     assert small.handshake(cached_form(e1["event_id"])) == need
     assert small.handshake(cached_form(e3["event_id"])) == need
+
+
+def test_md5_is_served_lowercase(site):
+    """MD5 digests are 32 lowercase hex digits: a record sent with an upper-case MD5 is either
+    refused (400) or stored, answered and served in lower case."""
+    cam = new_camera()
+    s = status(cam)
+    site.store_status(s)
+    data = b"upper-case digest"
+    f = file_record(cam, s["status_id"], data)
+    sent = dict(f, md5=f["md5"].upper())
+    response = site.post(file_form(sent))
+    if response.status_code == 400:
+        return
+    assert response.json() == {"state": "need_file_data", "file_id": f["file_id"]}
+    site.upload_ok(f["file_id"], data)
+    assert site.handshake(file_form(sent)) == {"state": "complete"}
+    assert site.read("files", f["file_id"]) == f
+    assert site.get(f"/api/files/{f['file_id']}/data").headers["ETag"] == f'"{f["md5"]}"'
