@@ -7,7 +7,7 @@ import requests
 
 from tests.blackbox.helpers import (
     MAX_BODY_BYTES, MAX_FILE_BYTES, TIMEOUT, assert_error, cached_form, dashed_upper, event,
-    event_form, file_form, file_record, md5, new_camera, new_id, status)
+    event_form, file_form, file_record, new_camera, new_id, status)
 
 
 @pytest.fixture(scope="module")
