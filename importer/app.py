@@ -11,7 +11,7 @@ from importer.auth import CredentialCache
 from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
 from model.catalog import Catalog
-from model.site import Site, open_site
+from model.site import Site, open_configured_site
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Importer:
 def create_app(config, site: Site | None = None) -> Flask:
     """`config` is a `skyrelay.config.Config` (anything with `[key]`, `database_url` and
     `storage_path`); `site` may be given by a test that already opened the storage."""
-    site = site or open_site(config.database_url, config.storage_path)
+    site = site or open_configured_site(config)
     app = Flask("skyrelay.importer")
     app.json.sort_keys = False
     app.extensions["skyrelay"] = Importer(
