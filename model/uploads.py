@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,21 +90,41 @@ class Upload:
     expires_ms: int
 
 
+# MD5 is the slowest step of receiving a large file (slower than SHA-256 with CPU support,
+# and than writing to the page cache). hashlib lets go of the GIL while it hashes, so the MD5
+# of one block runs on a helper thread while the request's thread writes the block, updates
+# the SHA-256 and reads the next one. Threads start on first use (after gunicorn's fork).
+_MD5_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyrelay-md5")
+
+
 class _Digests:
     """The running MD5 and SHA-256 of an upload's first `offset` bytes."""
 
     def __init__(self, offset: int = 0, md5=None, sha256=None):
         self.offset = offset
-        self.md5 = md5 or hashlib.md5()
+        self._md5 = md5 or hashlib.md5()
         self.sha256 = sha256 or hashlib.sha256()
+        self._md5_busy: Future | None = None
 
     def update(self, block: bytes) -> None:
-        self.md5.update(block)
+        """Hash `block` (MD5 on a helper thread, one block in flight at most)."""
+        self._wait()
+        self._md5_busy = _MD5_THREADS.submit(self._md5.update, block)
         self.sha256.update(block)
         self.offset += len(block)
 
+    def _wait(self) -> None:
+        if self._md5_busy is not None:
+            busy, self._md5_busy = self._md5_busy, None
+            busy.result()
+
+    def md5_hex(self) -> str:
+        self._wait()
+        return self._md5.hexdigest()
+
     def copy(self) -> "_Digests":
-        return _Digests(self.offset, self.md5.copy(), self.sha256.copy())
+        self._wait()
+        return _Digests(self.offset, self._md5.copy(), self.sha256.copy())
 
 
 def _row_to_upload(row) -> Upload:
@@ -319,7 +340,7 @@ class Uploads:
     # -- the last byte ----------------------------------------------------------------------
 
     def _finish(self, upload: Upload, digests: _Digests) -> Upload:
-        md5 = digests.md5.hexdigest()
+        md5 = digests.md5_hex()
         if md5 != upload.md5:
             self._reset(upload)
             raise WholeFileMismatch(
