@@ -1,0 +1,153 @@
+"""Large files over the importer's tus endpoint (`{base}/uploads`), resumed from the offset
+the importer holds after a dropped connection, a timeout, or a crash of this process.
+
+The upload URL is remembered in the database (`model.upload_urls`) as soon as the importer
+creates it, so a later run asks the importer (HEAD) where it stands and sends only the rest.
+Chunks carry no `Upload-Checksum`: the importer checks the whole file's MD5 on the last byte
+anyway, and a per-chunk MD5 would cost one more hash pass on each side (the slowest step of
+a large transfer). Without a checksum the importer keeps every byte that arrived, so a cut
+connection loses only what was in flight.
+"""
+
+import base64
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+from urllib.parse import urljoin
+
+from exporter import errors
+from exporter.transport import Transport
+from model.upload_urls import UploadUrls
+
+TUS = {"Tus-Resumable": "1.0.0"}
+READ_SIZE = 1024 * 1024
+# Consecutive failed attempts (no byte of progress) before the target backs off.
+MAX_STALLS = 3
+
+
+class UploadRefused(errors.FinalError):
+    """The importer will not take these bytes (their MD5 is not the record's, the file is
+    too large, the upload was refused): the entities that need the file fail."""
+
+
+@dataclass
+class Resumable:
+    transport: Transport
+    uploads_url: str                  # absolute URL of {base}/uploads
+    urls: UploadUrls
+    target: str
+    chunk_bytes: int = 256 * 1024 * 1024
+
+    def send(self, file_id: str, md5: str, size: int,
+             open_stream: Callable[[], BinaryIO]) -> None:
+        """Upload the file until the importer holds all of it. Raises UploadRefused, or a
+        RetryableError once the link failed `MAX_STALLS` times in a row without progress
+        (the URL stays remembered for the next run)."""
+        url, offset = self._resume_or_create(file_id, md5, size)
+        stalls = 0
+        with open_stream() as stream:
+            while offset < size:
+                try:
+                    offset = self._patch(url, stream, offset, min(self.chunk_bytes,
+                                                                  size - offset))
+                    stalls = 0
+                except errors.RetryableError:
+                    stalls += 1
+                    held = self._offset(url)
+                    if held is None:
+                        raise
+                    if held > offset:
+                        stalls = 0
+                    elif stalls >= MAX_STALLS:
+                        raise
+                    offset = held
+        self.urls.forget(self.target, file_id, md5)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _resume_or_create(self, file_id: str, md5: str, size: int) -> tuple[str, int]:
+        url = self.urls.get(self.target, file_id, md5)
+        if url is not None:
+            offset = self._offset(url)
+            if offset is not None:
+                return url, offset
+            self.urls.forget(self.target, file_id, md5)   # expired or ended by the importer
+        response = self.transport.send("POST", self.uploads_url, headers={
+            **TUS, "Upload-Length": str(size),
+            "Upload-Metadata": f"file_id {_b64(file_id)},md5 {_b64(md5)}"})
+        if response.status_code != 201 or "Location" not in response.headers:
+            _refused(response, "creating the upload")
+        url = urljoin(self.uploads_url, response.headers["Location"])
+        self.urls.remember(self.target, file_id, md5, url)
+        return url, 0
+
+    def _offset(self, url: str) -> int | None:
+        """The offset the importer holds, or None if it does not know the upload."""
+        response = self.transport.send("HEAD", url, headers=TUS)
+        if response.status_code in (404, 410):
+            return None
+        if response.status_code != 200:
+            _refused(response, "asking for the offset")
+        return _int(response.headers.get("Upload-Offset"), response)
+
+    def _patch(self, url: str, stream: BinaryIO, offset: int, length: int) -> int:
+        stream.seek(offset)
+        body = _Chunk(stream, length, self.transport)
+        response = self.transport.send("PATCH", url, data=body, headers={
+            **TUS, "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream"})
+        if response.status_code == 409:          # the importer holds another offset
+            held = self._offset(url)
+            if held is None:
+                _refused(response, "sending a chunk")
+            return held
+        if response.status_code != 204:
+            _refused(response, "sending a chunk")
+        return _int(response.headers.get("Upload-Offset"), response)
+
+
+class _Chunk:
+    """`length` bytes of a file as a request body: streamed in 1 MiB reads (never whole in
+    memory), through the target's bandwidth limit, counted as uploaded."""
+
+    def __init__(self, stream: BinaryIO, length: int, transport: Transport):
+        self._stream, self._length, self._transport = stream, length, transport
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self):
+        left = self._length
+        while left > 0:
+            block = self._stream.read(min(READ_SIZE, left))
+            if not block:
+                raise errors.FinalError("the file is shorter than its record says")
+            left -= len(block)
+            self._transport.spend(len(block))
+            yield block
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _int(value, response) -> int:
+    if value is None or not value.isdigit():
+        raise errors.ProtocolError(f"protocol: no valid Upload-Offset in the answer "
+                                   f"({response.status_code}) from {response.url}")
+    return int(value)
+
+
+def _refused(response, doing: str):
+    """Translate an unexpected answer: retryable ones raise through the transport's rules,
+    the rest refuse the file."""
+    if response.status_code in (401, 403, 429) or response.status_code >= 500:
+        from exporter.transport import check_response
+        check_response(response)
+    text = response.text.strip()[:200]
+    raise UploadRefused(f"the importer refused the upload while {doing} "
+                        f"({response.status_code}): {text}", response.status_code)
+
+
+def file_size(stream: BinaryIO) -> int:
+    return os.fstat(stream.fileno()).st_size
