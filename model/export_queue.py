@@ -46,7 +46,7 @@ class QueueFailure:
 def _insert(connection: Connection, columns: list[str], query):
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     return dialect.insert(schema.export_queue).from_select(columns, query) \
-        .on_conflict_do_nothing()
+        .on_conflict_do_nothing()  # rowcount is unreliable here on psycopg: count RETURNING
 
 
 def _not_queued(target_id: int, kind: str, id_column):
@@ -86,7 +86,7 @@ class ExportQueue:
                            literal(PENDING), literal(0), literal(0), literal(now)) \
                 .where(_not_queued(target.target_id, "event", events.event_id), *where) \
                 .order_by(events.event_time, events.event_id)
-            added += tx.execute(_insert(tx, columns, query)).rowcount
+            added += len(tx.execute(_insert(tx, columns, query).returning(_Q.id)).all())
             if not target.filter.event_types:
                 where = _time_camera_filter(target, files.camera_id, files.file_time)
                 query = select(literal(target.target_id), literal("file"), files.file_id,
@@ -94,7 +94,7 @@ class ExportQueue:
                     .where(files.event_id.is_(None),
                            _not_queued(target.target_id, "file", files.file_id), *where) \
                     .order_by(files.file_time, files.file_id)
-                added += tx.execute(_insert(tx, columns, query)).rowcount
+                added += len(tx.execute(_insert(tx, columns, query).returning(_Q.id)).all())
         return added
 
     def claim(self, target_id: int, after_id: int, limit: int) -> list[QueueItem]:
