@@ -33,9 +33,10 @@ def register(cli: click.Group) -> None:
         times = None
         if schedule:
             try:
-                times = scheduler.cron_times(ctx.config["exporter.schedule"])
+                expression = scheduler.check_cron(ctx.config["exporter.schedule"])
             except scheduler.ScheduleError as exc:
                 raise click.ClickException(str(exc)) from exc
+            times = scheduler.cron_times(expression)
         elif every:
             times = scheduler.every(every)
         progress = sys.stderr.isatty() if progress is None else progress
