@@ -44,15 +44,15 @@ class LocalSite:
     def import_url(self) -> str:
         return self.url + self.config["importer.url_path"]
 
-    def start(self, workers: int = 1) -> "LocalSite":
-        """`skyrelay serve` on a free port; returns once it answers HTTP."""
+    def start(self, workers: int = 1, port: int = 0) -> "LocalSite":
+        """`skyrelay serve` on `port` (0: a free one); returns once it answers HTTP."""
         self.open().close()                       # migrate before the server starts
         log = open(self.root / "serve.log", "wb")
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         env.pop("SKYRELAY_CONFIG", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "skyrelay", "--config", str(self.config_path), "serve",
-             "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.root,
             env=env, start_new_session=True, text=True)
         log.close()
@@ -83,6 +83,16 @@ class LocalSite:
                     break
                 time.sleep(0.05)
         raise RuntimeError(f"site {self.name} does not answer; see {self.root / 'serve.log'}")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        """SIGKILL to the server and its workers at once: a crash, not a stop."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(5)
+        self.process.stdout.close()
 
     def stop(self, timeout: float = 15) -> None:
         if self.process is None or self.process.poll() is not None:
