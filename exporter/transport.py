@@ -7,7 +7,6 @@ Every `requests` exception and error status is translated here, once, into the t
 """
 
 import json
-import os
 import uuid
 from typing import Any, BinaryIO, Iterator
 
@@ -157,16 +156,13 @@ class Transport:
         return answer
 
 
-def _reason(exc: Exception) -> str:
-    """The innermost cause, which is what an admin can act on ("Connection refused")."""
-    while exc.__context__ is not None or getattr(exc, "reason", None) is not None:
-        inner = getattr(exc, "reason", None) or exc.__context__
-        if inner is None or inner is exc or not isinstance(inner, BaseException):
+def _reason(exc: BaseException) -> str:
+    """The innermost cause, which is what an admin can act on ("Connection refused"):
+    requests wraps urllib3 errors, which wrap socket and ssl errors."""
+    for _ in range(10):
+        inner = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+        if not isinstance(inner, BaseException) or inner is exc:
             break
         exc = inner
     text = str(exc) or type(exc).__name__
     return text.split("] ", 1)[-1] if text.startswith("[") else text
-
-
-def file_size(stream: BinaryIO) -> int:
-    return os.fstat(stream.fileno()).st_size
