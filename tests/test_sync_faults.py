@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from exporter.sync import Syncer, SyncSettings
+from model import schema
 from model.export_queue import ExportQueue
 from model.sample import SampleWriter
 from model.site import open_site
@@ -24,10 +26,11 @@ FAST = SyncSettings(timeout_s=2, max_steps=50, backoff_base_s=30, backoff_max_s=
 
 
 @pytest.fixture
-def filled(sqlite_site):
-    SampleWriter(sqlite_site.archive, seed=3).fill(cameras=1, events_per_camera=2,
-                                                   files_per_event=2, standalone_per_camera=1)
-    return sqlite_site
+def filled(site):
+    """On SQLite and PostgreSQL: the sync's queue and lock SQL runs on both."""
+    SampleWriter(site.archive, seed=3).fill(cameras=1, events_per_camera=2,
+                                            files_per_event=2, standalone_per_camera=1)
+    return site
 
 
 def add(site, url, name="b"):
@@ -37,8 +40,6 @@ def add(site, url, name="b"):
 def entries(site, target):
     queue = ExportQueue(site.database)
     with site.database.reading() as conn:
-        from sqlalchemy import select
-        from model import schema
         rows = conn.execute(select(schema.export_queue.c.kind, schema.export_queue.c.entity_id)
                             .where(schema.export_queue.c.target_id == target.target_id))
         return [queue.entry(target.target_id, kind, entity_id) for kind, entity_id in rows]
