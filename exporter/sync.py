@@ -16,7 +16,7 @@ Failures are sorted by whose fault they are:
 
 import logging
 import sys
-import time
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -54,6 +54,36 @@ class SyncSettings:
 
     def entity_retry_s(self, attempts: int) -> float:
         return min(self.backoff_base_s * 2 ** attempts, self.backoff_max_s)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the target's lock every third of its lifetime, also while one long upload is
+    in flight, so that a slow link never lets the lock expire under a live sync."""
+
+    def __init__(self, locks: SyncLocks, lock, interval_s: float):
+        super().__init__(daemon=True, name="sync-lock-heartbeat")
+        self.locks, self.lock, self.interval_s = locks, lock, interval_s
+        self.lost: LockLost | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                self.locks.heartbeat(self.lock)
+            except LockLost as lost:
+                self.lost = lost
+                return
+            except Exception:  # noqa: BLE001 - a busy database: try again next beat
+                log.warning("could not renew the sync lock; retrying", exc_info=True)
+
+    def check(self) -> None:
+        """Raise LockLost in the syncing thread once another holder took the target."""
+        if self.lost is not None:
+            raise self.lost
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
 
 
 class TargetStopped(Exception):
@@ -116,15 +146,14 @@ class Syncer:
                    file=sys.stderr, dynamic_ncols=True)
         transport = Transport(target.url, target.user, target.password.reveal(),
                               self.settings.timeout_s, trace_id, target.ca_bundle)
-        heartbeat_at = time.monotonic() + self.settings.lock_ttl_s / 3
+        heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
+        heartbeat.start()
         try:
             after_id = 0
             while page := self.queue.claim(target.target_id, after_id, self.settings.page_size):
                 for item in page:
                     after_id = item.id
-                    if time.monotonic() > heartbeat_at:
-                        self.locks.heartbeat(lock)
-                        heartbeat_at = time.monotonic() + self.settings.lock_ttl_s / 3
+                    heartbeat.check()
                     self._one(target, transport, item, report)
                     bar.update(1)
                     bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
@@ -133,6 +162,7 @@ class Syncer:
                                   - report.failed)
             raise
         finally:
+            heartbeat.stop()
             report.requests += transport.requests
             report.bytes += transport.bytes_uploaded
             transport.close()

@@ -6,19 +6,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from exporter.sync import Syncer, SyncSettings
 from model import schema
 from model.export_queue import ExportQueue
 from model.sample import SampleWriter
 from model.site import open_site
-from model.sync_locks import SyncLocks
+from model.sync_locks import LockHeld, SyncLocks
 from model.targets import Targets
-from tests.misbehaving import Server, always, always_need_file_data, json_answer
+from tests.misbehaving import Server, always, always_need_file_data, json_answer, slow
 
 REPO = Path(__file__).parents[1]
 PASSWORD = "Tr0ub4dor-never-printed"
@@ -171,3 +173,39 @@ def test_sync_command_exits_non_zero_and_never_shows_the_password(cli_site):
     assert PASSWORD.encode() not in sent               # Basic auth is base64, never plain
     trace = synced.stdout.strip().rsplit(" ", 1)[-1]
     assert {r.headers["X-Trace-Id"] for r in server.requests} == {trace}
+
+
+def test_the_lock_is_renewed_while_a_slow_sync_runs(sqlite_site):
+    SampleWriter(sqlite_site.archive, seed=9).fill(cameras=1, events_per_camera=4,
+                                                   files_per_event=1, standalone_per_camera=0)
+    settings = SyncSettings(timeout_s=5, lock_ttl_s=1.2)        # renewed every 0.4 s
+    with Server(slow(0.5, json_answer({"state": "complete"}))) as server:
+        target = add(sqlite_site, server.url)
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(
+            report=Syncer(sqlite_site, settings).run()))
+        worker.start()
+        time.sleep(1.6)                                         # past one lock lifetime
+        with pytest.raises(LockHeld):
+            SyncLocks(sqlite_site.database, ttl_s=1.2).acquire(target.target_id)
+        worker.join(30)
+    assert result["report"].ok and result["report"].total("already_present") == 4
+
+
+def test_a_sync_whose_lock_was_taken_over_stops(sqlite_site):
+    SampleWriter(sqlite_site.archive, seed=9).fill(cameras=1, events_per_camera=6,
+                                                   files_per_event=1, standalone_per_camera=0)
+    settings = SyncSettings(timeout_s=5, lock_ttl_s=1.2)
+    with Server(slow(0.3, json_answer({"state": "complete"}))) as server:
+        target = add(sqlite_site, server.url)
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(
+            report=Syncer(sqlite_site, settings).run()))
+        worker.start()
+        time.sleep(0.5)
+        with sqlite_site.database.transaction() as tx:          # another holder's lock now
+            tx.execute(update(schema.sync_locks).values(token="f" * 32, holder="1@elsewhere"))
+        worker.join(30)
+    report = result["report"]
+    assert not report.ok and "taken over" in report.targets[0].problem
+    assert report.total("already_present") < 6
