@@ -19,7 +19,6 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -97,12 +96,10 @@ def new_trace_id() -> str:
 class Syncer:
     """Runs syncs of a site's targets; one instance may run many times (`--every`)."""
 
-    def __init__(self, site: Site, settings: SyncSettings, progress: bool = False,
-                 echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr)):
+    def __init__(self, site: Site, settings: SyncSettings, progress: bool = False):
         self.site = site
         self.settings = settings
         self.progress = progress
-        self.echo = echo
         self.targets = Targets(site.database)
         self.queue = ExportQueue(site.database, lease_s=settings.lock_ttl_s)
         self.locks = SyncLocks(site.database, ttl_s=settings.lock_ttl_s)

@@ -74,8 +74,8 @@ def run_demo(root: Path, echo: Callable[[str], None], progress: bool) -> bool:
             b.start()
             echo(f"serving a at {a.url}, b at {b.url}")
             Targets(site_a.database).add("b", b.import_url, "demo-import", password)
-            report = Syncer(site_a, SyncSettings.from_config(a.config), progress=progress,
-                            echo=echo).run(["b"])
+            report = Syncer(site_a, SyncSettings.from_config(a.config),
+                            progress=progress).run(["b"])
             for line in (t.line() for t in report.targets):
                 echo(line)
             echo(report.summary())

@@ -40,8 +40,7 @@ def register(cli: click.Group) -> None:
         elif every:
             times = scheduler.every(every)
         progress = sys.stderr.isatty() if progress is None else progress
-        syncer = Syncer(ctx.site, SyncSettings.from_config(ctx.config), progress=progress,
-                        echo=lambda line: click.echo(line, err=True))
+        syncer = Syncer(ctx.site, SyncSettings.from_config(ctx.config), progress=progress)
 
         def run_once():
             trace_id = new_trace_id()
