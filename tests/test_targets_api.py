@@ -24,6 +24,7 @@ GOOD = {"name": "b", "url": "http://127.0.0.1:9/import", "user": "exporter",
 def served(tmp_path_factory):
     """One site and server for the module; `api` empties the target list after each test."""
     tmp_path = tmp_path_factory.mktemp("api")
+    (tmp_path / "config.yaml").write_text("site: {name: api}\n")
     config = config_module.load(tmp_path / "config.yaml", environ={})
     site = open_site(config.database_url, config.storage_path)
     site.users.add(*ADMIN, ["camera_admin"])
