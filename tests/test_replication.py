@@ -187,6 +187,24 @@ def start_sync(exporter) -> subprocess.Popen:
                             cwd=exporter.root, env=exporter._env())
 
 
+def tried(summary: str) -> tuple[int, int]:
+    """(sent, already present) from a sync's one-line summary."""
+    sent = int(summary.split("sent ")[1].split(",")[0])
+    return sent, int(summary.split("already present ")[1].split(",")[0])
+
+
+def started_then_interrupted(tmp_path, importer):
+    """Site A with 60 events syncing to `importer`; returns once 5 are done."""
+    a = Server(tmp_path / "a", settings=FAST)
+    generated = fill(a, cameras=1, events_per_camera=60, files_per_event=2,
+                     standalone_per_camera=0)
+    importer.start()
+    add_target(a, importer)
+    running = start_sync(a)
+    wait_for_done(a, 5, running)
+    return a, generated, running
+
+
 def wait_for_done(exporter, at_least: int, process: subprocess.Popen) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
@@ -198,13 +216,7 @@ def wait_for_done(exporter, at_least: int, process: subprocess.Popen) -> int:
 
 
 def test_importer_killed_mid_sync_then_the_next_sync_completes(tmp_path, importer):
-    a = Server(tmp_path / "a", settings=FAST)
-    generated = fill(a, cameras=1, events_per_camera=60, files_per_event=2,
-                     standalone_per_camera=0)
-    importer.start()
-    add_target(a, importer)
-    running = start_sync(a)
-    wait_for_done(a, 5, running)
+    a, generated, running = started_then_interrupted(tmp_path, importer)
     port = importer.port
     importer.kill()
     out, err = running.communicate(timeout=60)
@@ -215,8 +227,7 @@ def test_importer_killed_mid_sync_then_the_next_sync_completes(tmp_path, importe
     time.sleep(max(0.0, target_of(a).next_attempt_ms / 1000 - time.time()) + 0.05)
     again = sync(a)
     assert again.returncode == 0, again.stderr
-    sent = int(again.stdout.split("sent ")[1].split(",")[0])
-    present = int(again.stdout.split("already present ")[1].split(",")[0])
+    sent, present = tried(again.stdout)
     assert sent + present == 60 - done and present <= 1   # nothing done is sent again
     assert verify(importer.url, ("exporter", password_of("exporter")), generated).problems == []
     site = importer.open()
@@ -225,20 +236,13 @@ def test_importer_killed_mid_sync_then_the_next_sync_completes(tmp_path, importe
 
 
 def test_exporter_killed_mid_sync_resumes_from_the_queue(tmp_path, importer):
-    a = Server(tmp_path / "a", settings=FAST)
-    generated = fill(a, cameras=1, events_per_camera=60, files_per_event=2,
-                     standalone_per_camera=0)
-    importer.start()
-    add_target(a, importer)
-    running = start_sync(a)
-    wait_for_done(a, 5, running)
+    a, generated, running = started_then_interrupted(tmp_path, importer)
     running.send_signal(signal.SIGKILL)
     running.communicate(timeout=30)
     done = queue_counts(a)["done"]
     resumed = sync(a)                                # the dead holder's lock is taken over
     assert resumed.returncode == 0, resumed.stderr
-    sent = int(resumed.stdout.split("sent ")[1].split(",")[0])
-    present = int(resumed.stdout.split("already present ")[1].split(",")[0])
+    sent, present = tried(resumed.stdout)
     assert sent + present == 60 - done and present <= 1
     assert verify(importer.url, ("exporter", password_of("exporter")), generated).problems == []
 
