@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from model.site import Site, open_site
+from model.site import Site, open_configured_site
 from skyrelay import config as config_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ class LocalSite:
 
     def open(self) -> Site:
         """This site's storage (migrated); close it after use."""
-        return open_site(self.config.database_url, self.config.storage_path)
+        return open_configured_site(self.config)
 
     @property
     def import_url(self) -> str:
