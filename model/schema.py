@@ -156,6 +156,7 @@ sync_locks = Table(
     Column("token", String(32), nullable=False),
     Column("acquired_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
+)
 
 # Resumable uploads (tus) being received: the partial bytes live in a file named after
 # `upload_id` in the uploads folder next to the blob store; this row says how many of them count.
