@@ -6,29 +6,9 @@ chunks alike. The bucket holds at most one second of tokens, so a pause never tu
 burst at several times the limit.
 """
 
-import re
 import threading
 import time
 from typing import BinaryIO, Iterable, Iterator
-
-_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?\s*$", re.IGNORECASE)
-
-
-def parse_rate(text: str | None) -> int | None:
-    """'2M' → 2097152 bytes per second (K, M, G are powers of 1024, as rsync has them);
-    None, '' or '0' → no limit. ValueError with a message for anything else."""
-    if text is None or str(text).strip() in ("", "0"):
-        return None
-    match = _RATE.match(str(text))
-    if not match:
-        raise ValueError(f"bandwidth limit {text!r}: expected a number with an optional "
-                         "K, M or G suffix, e.g. 2M (bytes per second)")
-    rate = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-    if rate <= 0:
-        raise ValueError(f"bandwidth limit {text!r} must be positive")
-    return rate
-
 
 class TokenBucket:
     """`take(n)` blocks until n bytes may go; thread-safe. rate None: never blocks."""

@@ -1,5 +1,7 @@
 """One sync run: for each target, queue what is new, then drive every due queue row through
-the version 1 handshake until the importer answers `complete` or the entity fails.
+the handshake until the importer answers `complete` or the entity fails: version 2 (batches,
+`exporter.sync_v2`) when the target allows it and the importer advertises it, else version 1
+one entity at a time.
 
 Crash safety comes from the order of writes: a queue row is marked done only after the
 importer answered `complete`, so a run killed at any point leaves the row pending and the next
@@ -24,13 +26,16 @@ from tqdm import tqdm
 
 from exporter import errors
 from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
+from exporter.protocol_v2 import Complete as BatchComplete, Failed as BatchFailed
 from exporter.report import SyncReport, TargetReport, human_bytes
+from exporter.sync_v2 import BatchDriver, speaks_version_2
 from exporter.transport import Transport
 from model.database import now_ms
 from model.export_queue import ExportQueue, QueueItem
 from model.site import Site
 from model.sync_locks import LockHeld, LockLost, SyncLocks
 from model.targets import Target, Targets
+from model.upload_urls import UploadUrls
 
 log = logging.getLogger("skyrelay.exporter")
 
@@ -43,13 +48,21 @@ class SyncSettings:
     backoff_max_s: float = 3600.0
     lock_ttl_s: float = 120.0
     page_size: int = 200
+    batch_size: int = 500                       # version 2
+    small_file_bytes: int = 1024 * 1024
+    blobs_request_bytes: int = 8 * 1024 * 1024
+    upload_chunk_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_config(cls, config) -> "SyncSettings":
         return cls(timeout_s=config["exporter.timeout_s"], max_steps=config["exporter.max_steps"],
                    backoff_base_s=config["exporter.backoff_base_s"],
                    backoff_max_s=config["exporter.backoff_max_s"],
-                   lock_ttl_s=config["exporter.lock_ttl_s"])
+                   lock_ttl_s=config["exporter.lock_ttl_s"],
+                   batch_size=config["exporter.batch_size"],
+                   small_file_bytes=config["exporter.small_file_bytes"],
+                   blobs_request_bytes=config["exporter.blobs_request_bytes"],
+                   upload_chunk_bytes=config["exporter.upload_chunk_bytes"])
 
     def entity_retry_s(self, attempts: int) -> float:
         return min(self.backoff_base_s * 2 ** attempts, self.backoff_max_s)
@@ -135,21 +148,27 @@ class Syncer:
         return report
 
     def _drain(self, target: Target, trace_id: str, lock, report: TargetReport) -> None:
-        if target.protocol == "v2":
-            raise TargetStopped("protocol v2 is not implemented by this exporter yet; set the "
-                                "target's protocol to auto or v1")
         total = self.queue.counts(target.target_id)["due"]
         bar = tqdm(total=total, unit="entity", desc=target.name, disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
         transport = Transport(target.url, target.user, target.password.reveal(),
-                              self.settings.timeout_s, trace_id, target.ca_bundle)
+                              self.settings.timeout_s, trace_id, target.ca_bundle,
+                              target.bwlimit)
         heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
         heartbeat.start()
         try:
+            driver = self._batch_driver(target, transport) if total else None
             after_id = 0
-            while page := self.queue.claim(target.target_id, after_id, self.settings.page_size):
+            page_size = self.settings.batch_size if driver else self.settings.page_size
+            while page := self.queue.claim(target.target_id, after_id, page_size):
+                after_id = page[-1].id
+                if driver:
+                    heartbeat.check()
+                    self._batch(target, driver, page, report)
+                    bar.update(len(page))
+                    bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
+                    continue
                 for item in page:
-                    after_id = item.id
                     heartbeat.check()
                     self._one(target, transport, item, report)
                     bar.update(1)
@@ -165,6 +184,83 @@ class Syncer:
             transport.close()
             bar.close()
 
+    # -- version 2 --------------------------------------------------------------------------
+
+    def _batch_driver(self, target: Target, transport: Transport) -> BatchDriver | None:
+        """Version 2 when the target allows it and the importer advertises it (`auto`; a
+        404 at capabilities means version 1), else None: version 1."""
+        if target.protocol == "v1":
+            return None
+        try:
+            capabilities = transport.capabilities()
+        except (errors.ProtocolError, errors.Refused) as exc:
+            if isinstance(exc, errors.NotFound):
+                raise
+            capabilities = None   # an answer, but no capabilities: not a version 2 importer
+        except errors.ExportError as exc:
+            self._target_failed(target, exc, [])
+        if not speaks_version_2(capabilities):
+            if target.protocol == "v2":
+                raise TargetStopped("the target is set to protocol v2 but its importer speaks "
+                                    "version 1 only; set it to auto or v1 (`skyrelay target "
+                                    "set NAME --protocol auto`)")
+            return None
+        settings = self.settings
+        return BatchDriver(self.site.archive, transport, capabilities,
+                           UploadUrls(self.site.database), target.name, settings.batch_size,
+                           settings.small_file_bytes, settings.blobs_request_bytes,
+                           settings.upload_chunk_bytes)
+
+    def _batch(self, target: Target, driver: BatchDriver, page: list[QueueItem],
+               report: TargetReport) -> None:
+        gone = [item.id for item in page if item.body is None]
+        for item_id in gone:
+            self.queue.mark_done(item_id, "left the archive before it was sent")
+        try:
+            outcomes = driver.send(page)
+        except errors.ExportError as exc:
+            if isinstance(exc, errors.FinalError) and not isinstance(
+                    exc, (errors.AuthError, errors.NotFound)):
+                outcomes = {item.id: BatchFailed(str(exc)) for item in page
+                            if item.body is not None}
+            else:
+                self._target_failed(target, exc, [i.id for i in page if i.body is not None])
+        done = [item_id for item_id, outcome in outcomes.items()
+                if isinstance(outcome, BatchComplete)]
+        self.queue.mark_done_many(done)
+        for outcome in outcomes.values():
+            if isinstance(outcome, BatchComplete):
+                if outcome.already_present:
+                    report.already_present += 1
+                else:
+                    report.sent += 1
+        attempts = {item.id: item for item in page}
+        for item_id, outcome in outcomes.items():
+            if isinstance(outcome, BatchFailed):
+                item = attempts[item_id]
+                self.queue.mark_failed(item_id, outcome.reason,
+                                       self.settings.entity_retry_s(item.attempts))
+                log.warning("target %s: %s %s failed: %s", target.name, item.kind,
+                            item.entity_id, outcome.reason)
+                report.failed += 1
+
+    def _target_failed(self, target: Target, exc: errors.ExportError, item_ids: list[int]):
+        """The target (not an entity) failed: note it on the rows in hand, block (401/403)
+        or back off the target (unreachable, timeout, 5xx, 429, 404…), and stop its sync."""
+        self.queue.mark_deferred_many(item_ids, str(exc))
+        if isinstance(exc, errors.AuthError):
+            self.targets.record_auth_failure(target.target_id, str(exc))
+            raise TargetStopped(f"{exc}; the target waits until it is changed "
+                                "(`skyrelay target set` or `target enable`)") from None
+        retry_after = getattr(exc, "retry_after_s", 0.0)
+        later = self.targets.record_retryable_failure(
+            target, str(exc), self.settings.backoff_base_s, self.settings.backoff_max_s,
+            retry_after)
+        wait = max(0, later.next_attempt_ms - now_ms()) / 1000
+        raise TargetStopped(f"{exc}; backing off {wait:.0f} s") from None
+
+    # -- version 1 --------------------------------------------------------------------------
+
     def _one(self, target: Target, transport: Transport, item: QueueItem,
              report: TargetReport) -> None:
         """Send one queue row and record the outcome; raise TargetStopped for target faults."""
@@ -173,19 +269,8 @@ class Syncer:
             return
         try:
             outcome = self._exchange(transport, item)
-        except errors.AuthError as exc:
-            self.queue.mark_deferred(item.id, str(exc))
-            self.targets.record_auth_failure(target.target_id, str(exc))
-            raise TargetStopped(f"{exc}; the target waits until it is changed "
-                                "(`skyrelay target set` or `target enable`)") from None
-        except (errors.RetryableError, errors.NotFound) as exc:
-            self.queue.mark_deferred(item.id, str(exc))
-            retry_after = getattr(exc, "retry_after_s", 0.0)
-            later = self.targets.record_retryable_failure(
-                target, str(exc), self.settings.backoff_base_s, self.settings.backoff_max_s,
-                retry_after)
-            wait = max(0, later.next_attempt_ms - now_ms()) / 1000
-            raise TargetStopped(f"{exc}; backing off {wait:.0f} s") from None
+        except (errors.AuthError, errors.RetryableError, errors.NotFound) as exc:
+            self._target_failed(target, exc, [item.id])
         except errors.FinalError as exc:   # Refused (400, 413 …) or ProtocolError
             outcome = Failed(str(exc), 0)
         if isinstance(outcome, Complete):

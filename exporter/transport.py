@@ -8,11 +8,12 @@ Every `requests` exception and error status is translated here, once, into the t
 
 import json
 import uuid
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import requests
 
 from exporter import errors
+from exporter.bandwidth import LimitedReader, TokenBucket
 
 CHUNK = 256 * 1024
 
@@ -44,6 +45,48 @@ class MultipartFile:
         yield self._head
         while chunk := self._stream.read(CHUNK):
             yield chunk
+        yield self._tail
+
+
+class MultipartFiles:
+    """A multipart/form-data body of many files (version 2 `/blobs`), one part per file named
+    `<file_id>.<md5>`. Files are opened one at a time as the body is sent and read in chunks
+    through the bandwidth limit, so neither memory nor open files grow with the request."""
+
+    def __init__(self, parts: list[tuple[str, Callable[[], BinaryIO], int]],
+                 spend: Callable[[int], None]):
+        self.boundary = uuid.uuid4().hex
+        self._parts = parts                # (part name, opener, size)
+        self._spend = spend
+        self._tail = f"--{self.boundary}--\r\n".encode()
+
+    def _head(self, name: str) -> bytes:
+        return (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+                f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                ).encode()
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return sum(len(self._head(name)) + size + 2 for name, _, size in self._parts) \
+            + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for name, opener, size in self._parts:
+            yield self._head(name)
+            left = size
+            with opener() as stream:
+                while left > 0:
+                    chunk = stream.read(min(CHUNK, left))
+                    if not chunk:
+                        raise errors.FinalError(f"part {name}: the file is shorter than its "
+                                                "record says")
+                    left -= len(chunk)
+                    self._spend(len(chunk))
+                    yield chunk
+            yield b"\r\n"
         yield self._tail
 
 
@@ -94,7 +137,7 @@ class Transport:
     """Requests to one importer. Counts requests and bytes for reports and benchmarks."""
 
     def __init__(self, base_url: str, user: str, password: str, timeout_s: float,
-                 trace_id: str, ca_bundle: str | None = None):
+                 trace_id: str, ca_bundle: str | None = None, bwlimit: int | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.session = requests.Session()
@@ -105,6 +148,8 @@ class Transport:
                                      "User-Agent": "skyrelay-exporter"})
         self.requests = 0
         self.bytes_uploaded = 0
+        # Every path that sends file bytes draws from this bucket (the target's --bwlimit).
+        self.bucket = TokenBucket(bwlimit)
 
     def close(self) -> None:
         self.session.close()
@@ -114,6 +159,16 @@ class Transport:
 
     def __exit__(self, *exc_info):
         self.close()
+
+    def send(self, method: str, url: str, **kwargs) -> requests.Response:
+        """One request with the session's auth, trace ID and timeout; connection problems
+        become `errors.*`, the status is left to the caller (tus answers need reading)."""
+        return self._send(method, url, **kwargs)
+
+    def spend(self, nbytes: int) -> None:
+        """`nbytes` of file data are about to go: wait for the bandwidth limit, count them."""
+        self.bucket.take(nbytes)
+        self.bytes_uploaded += nbytes
 
     def _send(self, method: str, url: str, **kwargs) -> requests.Response:
         self.requests += 1
@@ -137,12 +192,18 @@ class Transport:
 
     def upload(self, file_id: str, md5: str, stream: BinaryIO, size: int) -> Any:
         """Stream one file's bytes as version 1 does: multipart field `file`."""
-        body = MultipartFile(stream, size)
+        body = MultipartFile(LimitedReader(stream, self.bucket), size)
         answer = check_response(self._send(
             "POST", f"{self.base_url}/data/{file_id}/{md5}", data=body,
             headers={"Content-Type": body.content_type}))
         self.bytes_uploaded += size
         return answer
+
+    def post_blobs(self, parts: list[tuple[str, Callable[[], BinaryIO], int]]) -> Any:
+        """Version 2: many small files in one multipart request to `{base}/blobs`."""
+        body = MultipartFiles(parts, self.spend)
+        return check_response(self._send("POST", f"{self.base_url}/blobs", data=body,
+                                         headers={"Content-Type": body.content_type}))
 
     def capabilities(self) -> dict | None:
         """The version 2 capabilities, or None when the importer speaks version 1 only."""

@@ -14,9 +14,10 @@ from importer.errors import ApiError, bad_request
 from model.export_queue import ExportQueue
 from model.targets import DuplicateTarget, TargetError, Targets, UnknownTarget, make_filter
 
-_CREATE_KEYS = {"name", "url", "user", "password", "protocol", "filter", "ca_bundle"}
+_CREATE_KEYS = {"name", "url", "user", "password", "protocol", "filter", "ca_bundle",
+                "bwlimit"}
 _FILTER_KEYS = {"camera_ids", "event_types", "after", "before"}
-_CHANGE_KEYS = {"url", "user", "password", "protocol", "ca_bundle", "enabled"}
+_CHANGE_KEYS = {"url", "user", "password", "protocol", "ca_bundle", "enabled", "bwlimit"}
 
 
 def _stores() -> tuple[Targets, ExportQueue]:
@@ -88,7 +89,7 @@ def blueprint() -> Blueprint:
         selection = _filter(body)
         added = targets.add(body.get("name"), body.get("url"), body.get("user"),
                             body.get("password"), body.get("protocol", "auto"), selection,
-                            body.get("ca_bundle"))
+                            body.get("ca_bundle"), body.get("bwlimit"))
         queue.enqueue_new(added)
         return jsonify(_view(added, queue)), 201
 

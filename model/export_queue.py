@@ -147,6 +147,20 @@ class ExportQueue:
         """The target, not the entity, failed (unreachable, 5xx, auth): note why, keep state."""
         self._set(item_id, attempts=_Q.attempts + 1, last_error=message)
 
+    def mark_done_many(self, item_ids: list[int]) -> None:
+        """A version 2 batch: every row the importer answered complete, in one transaction."""
+        self._set_many(item_ids, state=DONE, attempts=_Q.attempts + 1, last_error=None)
+
+    def mark_deferred_many(self, item_ids: list[int], message: str) -> None:
+        self._set_many(item_ids, attempts=_Q.attempts + 1, last_error=message)
+
+    def _set_many(self, item_ids: list[int], **values) -> None:
+        with self.db.transaction() as tx:
+            for start in range(0, len(item_ids), 500):
+                tx.execute(update(schema.export_queue)
+                           .where(_Q.id.in_(item_ids[start:start + 500]))
+                           .values(lease_until_ms=None, updated_ms=now_ms(), **values))
+
     def _set(self, item_id: int, **values) -> None:
         with self.db.transaction() as tx:
             tx.execute(update(schema.export_queue).where(_Q.id == item_id)

@@ -120,6 +120,7 @@ export_targets = Table(
     Column("after_ms", BigInteger),                          # inclusive
     Column("before_ms", BigInteger),                         # exclusive
     Column("ca_bundle", Text),
+    Column("bwlimit", BigInteger),                           # bytes/s (migration 0004)
     Column("enabled", Boolean, nullable=False),
     Column("next_attempt_ms", BigInteger, nullable=False),   # target backoff
     Column("failures", Integer, nullable=False),             # consecutive retryable failures

@@ -93,12 +93,13 @@ class Target:
     failures: int
     auth_failed: bool
     last_error: str | None
+    bwlimit: int | None = None      # bytes per second of file data, None = no limit
 
     def to_json(self) -> dict:
         """The public view (listing, API): everything but the password."""
         return {"name": self.name, "url": self.url, "user": self.user,
                 "protocol": self.protocol, "filter": self.filter.to_json(),
-                "ca_bundle": self.ca_bundle, "enabled": self.enabled,
+                "ca_bundle": self.ca_bundle, "bwlimit": self.bwlimit, "enabled": self.enabled,
                 "next_attempt_ms": self.next_attempt_ms, "failures": self.failures,
                 "auth_failed": self.auth_failed, "last_error": self.last_error}
 
@@ -157,6 +158,25 @@ def check_ca_bundle(path: Any) -> str | None:
     return str(Path(path).resolve())
 
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?\s*$", re.IGNORECASE)
+_RATE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+def check_bwlimit(value: Any) -> int | None:
+    """A bandwidth limit in bytes per second: an integer, or text such as '2M' (K, M, G are
+    powers of 1024, as in rsync's --bwlimit). 0, '' or None: no limit."""
+    if value is None or value == "" or value == 0 or value == "0":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _RATE.match(value) if isinstance(value, str) else None
+    rate = int(float(match.group(1)) * _RATE_UNITS[match.group(2).upper()]) if match else 0
+    if rate <= 0:
+        raise TargetError(f"bandwidth limit {value!r}: expected bytes per second, a number "
+                          "with an optional K, M or G suffix (e.g. 2M), or 0 for none")
+    return rate
+
+
 def parse_time(value: Any, field: str) -> int | None:
     """Milliseconds since the epoch, or an ISO 8601 date/time (UTC unless it says otherwise)."""
     if value is None or value == "":
@@ -203,7 +223,7 @@ def _row_to_target(row) -> Target:
                       row.before_ms),
         ca_bundle=row.ca_bundle, enabled=bool(row.enabled),
         next_attempt_ms=row.next_attempt_ms, failures=row.failures,
-        auth_failed=bool(row.auth_failed), last_error=row.last_error)
+        auth_failed=bool(row.auth_failed), last_error=row.last_error, bwlimit=row.bwlimit)
 
 
 _CHANGED = {"next_attempt_ms": 0, "failures": 0, "auth_failed": False, "last_error": None}
@@ -216,8 +236,9 @@ class Targets:
         self.db = database
 
     def add(self, name: str, url: str, user: str, password: str, protocol: str = "auto",
-            filter: Filter = Filter(), ca_bundle: str | None = None) -> Target:
-        values = {"name": check_name(name), "url": check_url(url), "user_name": check_user(user),
+            filter: Filter = Filter(), ca_bundle: str | None = None,
+            bwlimit: Any = None) -> Target:
+        values = {"bwlimit": check_bwlimit(bwlimit), "name": check_name(name), "url": check_url(url), "user_name": check_user(user),
                   "password_secret": check_password(password),
                   "protocol": check_protocol(protocol), "ca_bundle": check_ca_bundle(ca_bundle),
                   "camera_ids": json.dumps(filter.camera_ids) if filter.camera_ids else None,
@@ -246,7 +267,7 @@ class Targets:
             return [_row_to_target(row) for row in rows]
 
     def change(self, name: str, *, url=None, user=None, password=None, protocol=None,
-               ca_bundle=None, enabled=None) -> Target:
+               ca_bundle=None, enabled=None, bwlimit=None) -> Target:
         """Change connection settings. Any change clears the backoff and the auth block:
         the admin has acted, so the next sync tries again at once."""
         values = {}
@@ -262,6 +283,8 @@ class Targets:
             values["ca_bundle"] = check_ca_bundle(ca_bundle) if ca_bundle else None
         if enabled is not None:
             values["enabled"] = bool(enabled)
+        if bwlimit is not None:
+            values["bwlimit"] = check_bwlimit(bwlimit)
         self._update(name, {**values, **_CHANGED, "changed_ms": now_ms()})
         if values.get("enabled"):
             self._retry_failed_now(name)
@@ -276,6 +299,8 @@ class Targets:
                 raise UnknownTarget(name)
             for child in (schema.export_queue, schema.sync_locks):
                 tx.execute(delete(child).where(child.c.target_id == target_id))
+            tx.execute(delete(schema.outgoing_uploads)
+                       .where(schema.outgoing_uploads.c.target == name))
             tx.execute(delete(table).where(table.c.target_id == target_id))
 
     # -- outcome of syncs -------------------------------------------------------------------

@@ -53,6 +53,13 @@ SETTINGS = (
     Setting("exporter.schedule", "*/5 * * * *", str, "Cron expression for `sync --schedule`."),
     Setting("exporter.batch_size", 500, int, "Entities per batch (protocol version 2).",
             minimum=1),
+    Setting("exporter.small_file_bytes", 1024 * 1024, int,
+            "Protocol version 2: files up to this size go together through /blobs, larger ones "
+            "one by one as resumable uploads.", minimum=0),
+    Setting("exporter.blobs_request_bytes", 8 * 1024 * 1024, int,
+            "Protocol version 2: most file bytes in one /blobs request.", minimum=1),
+    Setting("exporter.upload_chunk_bytes", 256 * 1024 * 1024, int,
+            "Protocol version 2: bytes per resumable-upload request (PATCH).", minimum=1),
     Setting("exporter.timeout_s", 30.0, float, "Timeout of every HTTP call, in seconds.",
             minimum=0.001),
     Setting("exporter.max_steps", 50, int, "Requests spent on one entity before it fails.",

@@ -199,7 +199,7 @@ def started_then_interrupted(tmp_path, importer):
     generated = fill(a, cameras=1, events_per_camera=60, files_per_event=2,
                      standalone_per_camera=0)
     importer.start()
-    add_target(a, importer)
+    add_target(a, importer, "b", "--protocol", "v1")   # one entity in flight at a time
     running = start_sync(a)
     wait_for_done(a, 5, running)
     return a, generated, running

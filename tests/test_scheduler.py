@@ -60,7 +60,7 @@ def start_sync(folder, *args) -> subprocess.Popen:
 def test_two_syncs_of_one_target_never_overlap(cli_site):
     with Server(slow(0.6, json_answer({"state": "complete"}))) as server:
         skyrelay(cli_site, "target", "add", "b", "--url", server.url + "/import", "--user",
-                 "u", "--password-stdin", stdin="pw\n")
+                 "u", "--password-stdin", "--protocol", "v1", stdin="pw\n")
         first = start_sync(cli_site)
         deadline = time.monotonic() + 20
         while not server.requests and time.monotonic() < deadline:
@@ -78,7 +78,7 @@ def test_two_syncs_of_one_target_never_overlap(cli_site):
 def test_sync_every_loops_until_sigterm(cli_site):
     with Server(lambda r: json_answer({"state": "complete"})) as server:
         skyrelay(cli_site, "target", "add", "b", "--url", server.url + "/import", "--user",
-                 "u", "--password-stdin", stdin="pw\n")
+                 "u", "--password-stdin", "--protocol", "v1", stdin="pw\n")
         loop = start_sync(cli_site, "--every", "1")
         time.sleep(2.5)
         loop.send_signal(signal.SIGTERM)

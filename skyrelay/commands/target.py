@@ -71,15 +71,17 @@ def register(cli: click.Group) -> None:
     @click.option("--before", metavar="T", help="Only data before T (ms or ISO 8601).")
     @click.option("--ca-bundle", metavar="PATH", help="PEM file of the CAs to trust for this "
                   "target's TLS certificate (default: the system's).")
+    @click.option("--bwlimit", metavar="RATE", help="Bandwidth limit for file data sent to "
+                  "this target, bytes per second with K, M, G suffixes (e.g. 2M); 0 for none.")
     @pass_context
     @domain_errors(TargetError)
     def add(ctx, name, url, user, password_stdin, protocol, cameras, event_types, after,
-            before, ca_bundle):
+            before, ca_bundle, bwlimit):
         """Add export target NAME and queue everything it should receive."""
         targets, queue = stores(ctx)
         selection = make_filter(cameras, event_types, after, before)
         password = read_secret(password_stdin, PASSWORD_ENV, f"Password of {user} at {url}")
-        added = targets.add(name, url, user, password, protocol, selection, ca_bundle)
+        added = targets.add(name, url, user, password, protocol, selection, ca_bundle, bwlimit)
         queued = queue.enqueue_new(added)
         click.echo(f"added target {added.name} ({added.url}, user {added.user}); "
                    f"{queued} entities queued")
@@ -108,6 +110,8 @@ def register(cli: click.Group) -> None:
                              ("password", "(set, never shown)"), ("protocol", entry.protocol),
                              ("filter", _filter_text(entry.filter)),
                              ("ca bundle", entry.ca_bundle or "system default"),
+                             ("bandwidth limit", f"{entry.bwlimit} bytes/s" if entry.bwlimit
+                              else "none"),
                              ("state", _state(entry)), ("failures in a row", entry.failures),
                              ("last error", entry.last_error or "-"),
                              ("backlog", f"pending {counts['pending']}, failed "
@@ -138,15 +142,18 @@ def register(cli: click.Group) -> None:
     @click.option("--password-env", is_flag=True, help=f"Take a new password from {PASSWORD_ENV}.")
     @click.option("--protocol", type=click.Choice(PROTOCOLS), help="Protocol version.")
     @click.option("--ca-bundle", metavar="PATH", help="CA bundle ('' for the system's).")
+    @click.option("--bwlimit", metavar="RATE", help="Bandwidth limit, e.g. 2M (0 for none).")
     @pass_context
     @domain_errors(TargetError)
-    def set_target(ctx, name, url, user, password_stdin, password_env, protocol, ca_bundle):
+    def set_target(ctx, name, url, user, password_stdin, password_env, protocol, ca_bundle,
+                   bwlimit):
         """Change how target NAME is reached; clears its backoff and credential block."""
         password = None
         if password_stdin or password_env:
             password = read_secret(password_stdin, PASSWORD_ENV, "New password")
         changed = Targets(ctx.site.database).change(name, url=url, user=user, password=password,
-                                                    protocol=protocol, ca_bundle=ca_bundle)
+                                                    protocol=protocol, ca_bundle=ca_bundle,
+                                                    bwlimit=bwlimit)
         click.echo(f"changed target {changed.name}; the next sync tries it at once")
 
     @target.command("enable")

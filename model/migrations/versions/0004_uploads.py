@@ -1,4 +1,5 @@
-"""Resumable uploads: the importer's uploads being received, the exporter's upload URLs.
+"""Resumable uploads: the importer's uploads being received, the exporter's upload URLs;
+and a target's bandwidth limit (which needs the exporter's tables, hence `depends_on`).
 
 Revision ID: 0004_uploads
 Revises: 0001
@@ -10,7 +11,7 @@ from alembic import op
 revision = "0004_uploads"
 down_revision = "0001"
 branch_labels = None
-depends_on = None
+depends_on = "0002_export"
 
 ID = sa.String(32)
 
@@ -38,8 +39,12 @@ def upgrade():
         sa.Column("url", sa.Text, nullable=False),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
     )
+    with op.batch_alter_table("export_targets") as batch:
+        batch.add_column(sa.Column("bwlimit", sa.BigInteger))   # bytes per second, NULL = none
 
 
 def downgrade():
+    with op.batch_alter_table("export_targets") as batch:
+        batch.drop_column("bwlimit")
     op.drop_table("outgoing_uploads")
     op.drop_table("uploads")

@@ -1,0 +1,133 @@
+"""Sending a page of the export queue with protocol version 2: the I/O around the pure
+`protocol_v2.BatchExchange`.
+
+A page is cut into batches of `batch_size` entities (and well under the importer's body
+limit). For each batch: one `/batch` request; the statuses the importer asks for go into the
+next one; the bytes it lacks go small files together through `/blobs` (at most
+`blobs_request_bytes` per request), large files one by one as resumable uploads; then one
+more `/batch` with only the entities that were not complete. Transport errors are not caught
+here: the sync turns them into a target backoff, as for version 1.
+"""
+
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+from urllib.parse import urljoin, urlsplit
+
+from exporter import errors
+from exporter.protocol_v2 import (BatchExchange, Complete, Failed, FileNeed, Finished,
+                                  PostBatch, plan_uploads, split_batches)
+from exporter.resumable import Resumable, UploadRefused
+from exporter.transport import Transport
+from model.archive import Archive
+from model.export_queue import QueueItem
+from model.upload_urls import UploadUrls
+
+
+@dataclass
+class BatchDriver:
+    archive: Archive
+    transport: Transport
+    capabilities: dict
+    upload_urls: UploadUrls
+    target_name: str
+    batch_size: int
+    small_file_bytes: int
+    blobs_request_bytes: int
+    upload_chunk_bytes: int
+
+    def __post_init__(self):
+        caps = self.capabilities
+        self.batch_size = max(1, min(self.batch_size, _int(caps, "max_batch", self.batch_size)))
+        self.max_body_bytes = _int(caps, "max_body_bytes", 16 * 1024 * 1024)
+        self.blobs_request_bytes = min(self.blobs_request_bytes,
+                                       _int(caps, "max_file_bytes", self.blobs_request_bytes))
+        self.resumable = Resumable(self.transport, self._uploads_url(), self.upload_urls,
+                                   self.target_name, self.upload_chunk_bytes)
+
+    def _uploads_url(self) -> str:
+        """The advertised `uploads` path, on the importer's host (a full URL is taken as
+        given)."""
+        path = self.capabilities.get("uploads") or urlsplit(self.transport.base_url).path \
+            + "/uploads"
+        return urljoin(self.transport.base_url + "/", path)
+
+    def send(self, items: list[QueueItem]) -> dict[int, Complete | Failed]:
+        """Outcome per queue row ID (rows whose entity left the archive are not included)."""
+        live = [item for item in items if item.body is not None]
+        by_key = {(item.kind, item.entity_id): item.id for item in live}
+        outcomes = {}
+        for batch in split_batches([(i.kind, i.body) for i in live], self.batch_size,
+                                   self.max_body_bytes):
+            for key, outcome in self._exchange(batch).items():
+                outcomes[by_key[key]] = outcome
+        return outcomes
+
+    def _exchange(self, batch) -> dict:
+        exchange = BatchExchange(batch)
+        action = exchange.start()
+        while not isinstance(action, Finished):
+            if isinstance(action, PostBatch):
+                try:
+                    answer = self.transport.post_json(action.body, "/batch")
+                except (errors.Refused, errors.ProtocolError) as exc:
+                    if isinstance(exc, errors.NotFound):
+                        raise
+                    return {key: Failed(f"batch refused: {exc}") for key in exchange.keys
+                            if key not in exchange.outcomes} | exchange.outcomes
+                action = exchange.answered(answer)
+            else:
+                statuses = {status_id: self._status(status_id) for status_id in action.status_ids}
+                action = exchange.supplied(statuses, self._send_files(action.files))
+        return action.outcomes
+
+    def _status(self, status_id: str) -> dict | None:
+        status = self.archive.get_status(status_id)
+        return None if status is None else status.to_json()
+
+    # -- file bytes -------------------------------------------------------------------------
+
+    def _send_files(self, files: tuple[FileNeed, ...]) -> dict[str, str]:
+        """Upload what the importer lacks; file ID → reason for those that did not arrive."""
+        failures = {f.file_id: "bytes are not in this archive" for f in files
+                    if not self.archive.has_file(f.file_id)}
+        ready = [f for f in files if f.file_id not in failures]
+        groups, large = plan_uploads(ready, self.small_file_bytes, self.blobs_request_bytes)
+        for group in groups:
+            failures.update(self._send_blobs(group))
+        for need in large:
+            try:
+                self.resumable.send(need.file_id, need.md5, need.size,
+                                    self._opener(need.file_id))
+            except UploadRefused as exc:
+                failures[need.file_id] = str(exc)
+        return failures
+
+    def _send_blobs(self, group: list[FileNeed]) -> dict[str, str]:
+        parts = [(f"{f.file_id}.{f.md5}", self._opener(f.file_id), f.size) for f in group]
+        answer = self.transport.post_blobs(parts)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise errors.ProtocolError(f"protocol: /blobs answered {str(answer)[:80]!r}")
+        received = {r.get("file_id") for r in results
+                    if isinstance(r, dict) and r.get("received") is True}
+        messages = {r.get("file_id"): r.get("message") for r in results if isinstance(r, dict)}
+        return {f.file_id: f"not received: {messages.get(f.file_id) or 'no reason given'}"
+                for f in group if f.file_id not in received}
+
+    def _opener(self, file_id: str) -> Callable[[], BinaryIO]:
+        def open_stream() -> BinaryIO:
+            opened = self.archive.open_data(file_id)
+            if opened is None:
+                raise errors.FinalError(f"bytes of file {file_id} left the archive")
+            return opened[0]
+        return open_stream
+
+
+def _int(capabilities: dict, key: str, default: int) -> int:
+    value = capabilities.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else default
+
+
+def speaks_version_2(capabilities: dict | None) -> bool:
+    return bool(capabilities) and 2 in capabilities.get("protocol", [])
