@@ -1,0 +1,194 @@
+"""The exporter's version 2 against real `skyrelay serve` importers: batches, /blobs,
+resumable uploads resumed after a cut link and after a crash, the bandwidth limit, and the
+fallback to version 1."""
+
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from exporter.sync import Syncer, SyncSettings
+from model import schema
+from model.sample import SampleWriter
+from model.site import open_configured_site, open_site
+from model.targets import Targets
+from skyrelay import config as config_module
+from skyrelay.demo import verify
+from tests.server import REPO, Server, password_of, server_factory  # noqa: F401  (fixture)
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.slow
+USERS = {"exporter": ["import", "user"]}
+SMALL = SyncSettings(timeout_s=10, backoff_base_s=1, batch_size=5,
+                     small_file_bytes=256 * 1024, blobs_request_bytes=64 * 1024,
+                     upload_chunk_bytes=512 * 1024)
+
+
+@pytest.fixture
+def site_a(tmp_path):
+    opened = open_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
+    yield opened
+    opened.close()
+
+
+def fill(site, large_bytes: int = 0, **shape):
+    """Sample events with small PNGs; `large_bytes` adds one standalone file that big."""
+    shape = {"cameras": 2, "events_per_camera": 6, "files_per_event": 2,
+             "standalone_per_camera": 1, **shape}
+    generated = SampleWriter(site.archive, seed=5).fill(**shape)
+    if large_bytes:
+        large = SampleWriter(site.archive, seed=6, file_size=large_bytes).fill(
+            cameras=1, events_per_camera=0, standalone_per_camera=1)
+        generated.statuses += large.statuses
+        generated.files += large.files
+    return generated
+
+
+def target(site, importer_url, protocol="auto", bwlimit=None, name="b"):
+    return Targets(site.database).add(name, importer_url, "exporter",
+                                      password_of("exporter"), protocol, bwlimit=bwlimit)
+
+
+def requests_in_log(server, marker: str) -> int:
+    return sum(marker in line for line in server.log().splitlines())
+
+
+def entities(generated) -> int:
+    return len(generated.events) + len(generated.files)
+
+
+def test_version_2_replicates_everything_in_few_requests(site_a, server_factory):
+    generated = fill(site_a, large_bytes=1536 * 1024)
+    b = server_factory("b", users=USERS)
+    target(site_a, b.import_url)
+    report = Syncer(site_a, SMALL).run()
+    assert report.ok, report.targets[0].problem
+    assert report.total("sent") == entities(generated) == 15
+    checked = verify(b.url, b.auth("exporter"), generated)
+    assert checked.problems == [] and checked.files_matched == 27
+    assert requests_in_log(b, "POST /import/batch ") >= 6        # batches of 5, two rounds
+    assert requests_in_log(b, "POST /import/blobs ") >= 2        # 64 KiB per request
+    assert requests_in_log(b, "PATCH /import/uploads/") == 3     # 1.5 MiB in 512 KiB chunks
+    assert requests_in_log(b, "POST /import ") == 0              # no version 1 handshake
+    assert report.total("requests") < 2 * entities(generated)
+    before = len(b.log().splitlines())
+    again = Syncer(site_a, SMALL).run()
+    assert again.ok and again.total("sent") == 0
+    assert len(b.log().splitlines()) == before                   # nothing due: no request
+
+
+def test_auto_falls_back_to_version_1_and_v2_refuses(site_a, server_factory):
+    generated = fill(site_a, events_per_camera=2)
+    b = server_factory("b", users=USERS, settings={"importer.max_protocol": 1})
+    target(site_a, b.import_url, name="strict", protocol="v2")
+    strict = Syncer(site_a, SMALL).run(["strict"])
+    assert not strict.ok and "version 1 only" in strict.targets[0].problem
+    target(site_a, b.import_url)
+    report = Syncer(site_a, SMALL).run(["b"])
+    assert report.ok and report.total("sent") == entities(generated)
+    assert verify(b.url, b.auth("exporter"), generated).problems == []
+    assert requests_in_log(b, "GET /import/capabilities 404") == 2
+    assert requests_in_log(b, "POST /import ") > 0
+    assert requests_in_log(b, "/import/batch") == requests_in_log(b, "/import/blobs") == 0
+
+
+def test_a_cut_link_mid_upload_resumes_from_the_importer_offset(site_a, server_factory):
+    mib = 1024 * 1024
+    generated = fill(site_a, large_bytes=4 * mib, cameras=1, events_per_camera=1,
+                     standalone_per_camera=0)
+    b = server_factory("b", users=USERS)
+    with TcpProxy("127.0.0.1", urlsplit(b.url).port) as proxy:
+        target(site_a, f"http://127.0.0.1:{proxy.port}/import")
+        proxy.cut_after(3 * mib)            # three quarters into the 4 MiB upload
+        settings = SyncSettings(timeout_s=10, upload_chunk_bytes=64 * 1024 * 1024)
+        report = Syncer(site_a, settings).run()
+    assert report.ok, report.targets[0].problem
+    assert proxy.cuts == 1
+    assert requests_in_log(b, "HEAD /import/uploads/") >= 1
+    assert requests_in_log(b, "POST /import/uploads ") == 1      # the same upload, resumed
+    assert verify(b.url, b.auth("exporter"), generated).problems == []
+    # Sent: the first attempt (at most the whole file, into socket buffers) and the rest
+    # from the importer's offset (about 1 MiB): not the file twice (8 MiB).
+    assert report.total("bytes") < 6 * mib
+
+
+def test_an_exporter_crash_mid_upload_resumes_in_the_next_run(tmp_path, server_factory):
+    a = Server(tmp_path / "a")                 # a site folder; only its `sync` command runs
+    loaded = config_module.load(a.config_path, environ={})
+    site = open_configured_site(loaded)
+    generated = fill(site, large_bytes=4 * 1024 * 1024, cameras=1, events_per_camera=0,
+                     standalone_per_camera=0)
+    site.close()
+    b = server_factory("b", users=USERS)
+    a.cli("target", "add", "b", "--url", b.import_url, "--user", "exporter",
+          "--password-stdin", "--bwlimit", "1M", stdin=password_of("exporter") + "\n")
+    running = subprocess.Popen(
+        [sys.executable, "-m", "skyrelay", "--config", str(a.config_path), "sync",
+         "--no-progress"], cwd=a.root, env=a._env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    wait_for_partial_file(b, running)
+    running.send_signal(signal.SIGKILL)
+    running.wait(10)
+    held = held_offset(b)     # what arrived before the crash counts (no chunk checksum)
+    assert 0 < held < 4 * 1024 * 1024
+    a.cli("target", "set", "b", "--bwlimit", "0")
+    again = a.cli("sync", "--no-progress")
+    assert "sent 1," in again.stdout
+    sent_mib = float(again.stdout.split(" MiB")[0].rsplit(" ", 1)[-1])
+    assert sent_mib < 4.0                       # only the rest went in the second run
+    assert verify(b.url, b.auth("exporter"), generated).problems == []
+    site_b = b.open_site()
+    try:
+        with site_b.database.reading() as conn:
+            assert conn.scalar(select(func.count()).select_from(schema.uploads)) == 1
+    finally:
+        site_b.close()
+
+
+def wait_for_partial_file(importer, running, deadline_s=30) -> None:
+    """Until the importer's partial file of the upload holds some bytes."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and running.poll() is None:
+        parts = list((importer.root / "blobs" / "uploads").glob("*.part"))
+        if parts and 0 < parts[0].stat().st_size < 3 * 1024 * 1024:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no partial upload before the sync ended: {running.poll()}")
+
+
+def held_offset(importer, deadline_s=10) -> int:
+    """The offset the importer's database holds, once the dropped request has let go."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        site = importer.open_site()
+        try:
+            with site.database.reading() as conn:
+                held = conn.scalar(select(schema.uploads.c.received_bytes))
+        finally:
+            site.close()
+        if held or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
+
+
+def test_the_bandwidth_limit_holds_for_blobs_and_version_1(site_a, server_factory):
+    """128 KiB/s and about 400 KiB of files: at least ~2 s after the first second's burst,
+    through /blobs (version 2) and through version 1 uploads alike."""
+    generated = fill(site_a, cameras=1, events_per_camera=4, standalone_per_camera=0)
+    SampleWriter(site_a.archive, seed=9, file_size=96 * 1024).fill(
+        cameras=1, events_per_camera=4, files_per_event=1, standalone_per_camera=0)
+    b, c = server_factory("b", users=USERS), server_factory("c", users=USERS)
+    for name, server, protocol in (("b", b, "auto"), ("c", c, "v1")):
+        target(site_a, server.import_url, protocol, bwlimit="128K", name=name)
+        started = time.monotonic()
+        report = Syncer(site_a, SyncSettings(timeout_s=10)).run([name])
+        elapsed = time.monotonic() - started
+        assert report.ok and report.total("bytes") >= 384 * 1024
+        assert elapsed >= (report.total("bytes") / (128 * 1024) - 1) * 0.9, (name, elapsed)
+    assert verify(c.url, c.auth("exporter"), generated).problems == []
+    assert requests_in_log(b, "POST /import/blobs ") >= 1
+    assert REPO.exists()
