@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from importer import access_log
+from importer import access_log, bundles, traces_api
 from importer.auth import CredentialCache
 from importer.errors import register_error_handlers
 from model.site import Site, open_site
@@ -38,4 +38,4 @@ def create_app(config, site: Site | None = None) -> Flask:
 
 def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
-    return []
+    return [bundles.blueprint(), traces_api.blueprint()]
