@@ -6,12 +6,10 @@ import io
 import json
 import random
 import tarfile
-from pathlib import Path
 
 from model.entities import Event, FileRecord, Status
 
-FIXTURES = json.loads((Path(__file__).parents[2] / "shared/fixtures/meteorpi_bodies.json")
-                      .read_text())
+from tests.meteorpi import BODIES as FIXTURES
 
 
 def _hex(rng: random.Random) -> str:

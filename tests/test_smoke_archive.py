@@ -2,16 +2,12 @@
 
 import hashlib
 import io
-import json
-from pathlib import Path
-
 import pytest
 
 from model.archive import MissingData, MissingStatus, Outcome
 from model.entities import Event, Status
 
-FIXTURES = json.loads((Path(__file__).parents[2] / "shared/fixtures/meteorpi_bodies.json")
-                      .read_text())
+from tests.meteorpi import BODIES as FIXTURES
 
 
 def test_event_import_needs_status_then_bytes(site):
