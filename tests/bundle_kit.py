@@ -6,6 +6,7 @@ import io
 import json
 import random
 import tarfile
+from pathlib import Path
 
 from model.entities import Event, FileRecord, Status
 
