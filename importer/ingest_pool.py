@@ -48,9 +48,10 @@ class IngestPool:
 
     def _run(self, job: Job) -> None:
         try:
-            run_ingest_job(self.site, job, "importer", self.limits)
+            run_ingest_job(self.site, job, "importer", self.limits,
+                           before_finish=lambda: Path(job.bundle_path).unlink(missing_ok=True))
         finally:
-            Path(job.bundle_path).unlink(missing_ok=True)
+            Path(job.bundle_path).unlink(missing_ok=True)  # if the ingest itself broke
             self.release()
 
     def recover(self) -> None:

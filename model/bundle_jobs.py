@@ -5,6 +5,7 @@ importer's background workers, so both behave (and are traced) the same way."""
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from model.bundle_format import BundleRefused
 from model.bundle_ingest import IngestLimits, IngestReport, Origin, ingest_bundle
@@ -36,20 +37,31 @@ class JobOutcome:
     report: IngestReport | None
 
 
-def run_ingest_job(site: Site, job: Job, component: str, limits: IngestLimits) -> JobOutcome:
-    """Ingest `job.bundle_path`; the job ends done or FAILED. Never raises for a bad bundle."""
+def run_ingest_job(site: Site, job: Job, component: str, limits: IngestLimits,
+                   before_finish: Callable[[], None] = lambda: None) -> JobOutcome:
+    """Ingest `job.bundle_path`; the job ends done or FAILED. Never raises for a bad bundle.
+
+    `before_finish` (removing a spooled bundle) runs before the job's last state is written:
+    a client that sees "done" or FAILED may rely on nothing of the job being left behind."""
     jobs = Jobs(site.database)
     origin = Origin(user=job.user, component=component, trace_id=job.trace_id,
                     job_id=job.job_id)
-    report = None
+    report, failure = None, None
     try:
         report = ingest_bundle(site.archive, Traces(site.database), job.bundle_path, origin,
                                limits, _Throttled(jobs, job.job_id))
     except BundleRefused as exc:
-        jobs.fail(job.job_id, str(exc))
+        failure = str(exc)
     except Exception as exc:  # noqa: BLE001 - a job must never stay "running" forever
         log.exception("job %s failed", job.job_id)
-        jobs.fail(job.job_id, f"internal error: {type(exc).__name__}: {exc}")
-    else:
+        failure = f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        try:
+            before_finish()
+        except Exception:  # noqa: BLE001 - the job must still end
+            log.exception("cleanup of job %s failed", job.job_id)
+    if failure is None:
         jobs.done(job.job_id)
+    else:
+        jobs.fail(job.job_id, failure)
     return JobOutcome(jobs.get(job.job_id), report)
