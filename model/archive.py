@@ -235,9 +235,12 @@ class Archive:
                 "body": canonical_json(record_body), "content_hash": content_hash(record_body),
                 "created_ms": created})
             meta_rows += _meta_rows(record.meta, file_id=record.file_id)
-        tx.execute(insert(schema.files), file_rows)
+        if file_rows:  # an event may have no files (executing [] would insert a null row)
+            tx.execute(insert(schema.files), file_rows)
         if meta_rows:
             tx.execute(insert(schema.meta), meta_rows)
+        if not records:
+            return
         staged = schema.staged.c
         tx.execute(delete(schema.staged).where(or_(*(
             and_(staged.file_id == r.file_id, staged.md5 == r.md5) for r in records))))

@@ -118,7 +118,8 @@ def ingest_bundle(archive: Archive, traces: Traces, path: str, origin: Origin,
         message = _describe(exc)
         if message is None:
             log.exception("bundle ingest of %s failed unexpectedly", path)
-            message = f"internal error while ingesting ({type(exc).__name__}: {exc})"
+            first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+            message = f"internal error while ingesting ({type(exc).__name__}: {first_line})"
         _record_refusal(traces, metadata, origin, message, size)
         raise BundleRefused(message) from exc
     finally:

@@ -3,6 +3,7 @@ every bad bundle is refused with a readable reason, storing nothing and leaving 
 
 import hashlib
 import io
+import subprocess
 import json
 import tarfile
 from pathlib import Path
@@ -209,3 +210,22 @@ def test_a_conflicting_resend_is_a_failed_trace_event_with_both_hashes(site_a, s
     assert held in conflict.exception
     assert traces.summary("trace-2")["trace_event_status"] == "FAILED"
     assert site.archive.counts()["staged"] == 0
+
+
+def test_a_bundle_made_by_gnu_tar_with_an_event_without_files(site, tmp_path):
+    status, standalone, events, data = kit.sample_entities()
+    meta = kit.metadata_of(status, standalone, events)
+    meta["events"].append({"event_id": "ab" * 16, "camera_id": status.camera_id,
+                           "status_id": status.status_id, "event_time": 1,
+                           "event_type": "meteorpi:nothing", "files": [], "meta": []})
+    source = tmp_path / "src"
+    (source / "data").mkdir(parents=True)
+    (source / "metadata.json").write_text(json.dumps(meta))
+    for file_id, body in data.items():
+        (source / "data" / file_id).write_bytes(body)
+    subprocess.run(["tar", "-C", str(source), "-czf", str(tmp_path / "gnu.tgz"), "."],
+                   check=True, timeout=30)
+    outcome = ingest(site, tmp_path / "gnu.tgz")
+    assert outcome.job.task == "done", outcome.job.exception
+    assert site.archive.get_event("ab" * 16).files == ()
+    assert site.archive.counts()["events"] == 4
