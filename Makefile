@@ -11,8 +11,10 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Until the exporter lands there is no `skyrelay demo`: say so instead of failing obscurely.
 demo: $(VENV)/.installed
-	$(PY) -m skyrelay demo
+	@if $(PY) -m skyrelay demo --help >/dev/null 2>&1; then $(PY) -m skyrelay demo; \
+	else echo "make demo: coming with the exporter (issue 4); nothing to show yet."; fi
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

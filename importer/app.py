@@ -6,9 +6,11 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from importer import access_log, bundles, traces_api
+from importer import access_log, bundles, import_routes, read_api, traces_api
 from importer.auth import CredentialCache
+from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
+from model.catalog import Catalog
 from model.site import Site, open_site
 
 
@@ -18,6 +20,8 @@ class Importer:
     settings: Mapping[str, Any]
     site: Site
     credentials: CredentialCache
+    cache: EntityCache
+    catalog: Catalog
 
 
 def create_app(config, site: Site | None = None) -> Flask:
@@ -28,7 +32,8 @@ def create_app(config, site: Site | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["skyrelay"] = Importer(
         settings=config, site=site,
-        credentials=CredentialCache(site.users, config["importer.auth_cache_s"]))
+        credentials=CredentialCache(site.users, config["importer.auth_cache_s"]),
+        cache=EntityCache(config["importer.cache_size"]), catalog=Catalog(site.database))
     register_error_handlers(app)
     access_log.install(app)
     for blueprint in _blueprints(config["importer.url_path"]):
@@ -38,4 +43,5 @@ def create_app(config, site: Site | None = None) -> Flask:
 
 def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
-    return [bundles.blueprint(), traces_api.blueprint()]
+    return [import_routes.blueprint(url_path), read_api.blueprint(), bundles.blueprint(),
+            traces_api.blueprint()]

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -70,9 +70,33 @@ class GcReport:
     dry_run: bool
 
 
-def _insert_ignoring_duplicates(connection: Connection, table, values: dict) -> None:
+def _insert_ignoring_duplicates(connection: Connection, table, values: dict,
+                                update: Sequence[str] = ()) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, or DO UPDATE of the `update` columns: one statement,
+    so two concurrent writers of the same key cannot both miss it and collide."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    statement = dialect.insert(table).values(**values)
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=[column.name for column in table.primary_key],
+            set_={name: statement.excluded[name] for name in update})
+    else:
+        statement = statement.on_conflict_do_nothing()
+    connection.execute(statement)
+
+
+def _lock_blob(connection: Connection, sha256: str) -> None:
+    """Serialise the writer of a blob's rows and the remover of its file.
+
+    A remover (delete, gc) deletes a file only under this lock and only if no row names the
+    blob; a writer (stage_bytes) checks under it that the file is still there before it writes
+    the rows. Without it, bytes staged again while the last record using them is deleted
+    could get a staged row pointing at a removed file. SQLite needs nothing more (BEGIN
+    IMMEDIATE serialises write transactions); PostgreSQL takes an advisory lock held until
+    the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": int(sha256[:15], 16)})
 
 
 def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
@@ -92,15 +116,22 @@ class Archive:
     def add_status(self, status: Status) -> ImportResult:
         body = status.to_json()
         new_hash = content_hash(body)
-        with self.db.transaction() as tx:
-            held = tx.scalar(select(schema.statuses.c.content_hash)
-                             .where(schema.statuses.c.status_id == status.status_id))
-            if held is not None:
-                return _already_held(held, new_hash)
-            tx.execute(insert(schema.statuses).values(
-                status_id=status.status_id, camera_id=status.camera_id,
-                valid_from=status.valid_from, valid_to=status.valid_to,
-                body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+        try:
+            with self.db.transaction() as tx:
+                held = tx.scalar(select(schema.statuses.c.content_hash)
+                                 .where(schema.statuses.c.status_id == status.status_id))
+                if held is not None:
+                    return _already_held(held, new_hash)
+                tx.execute(insert(schema.statuses).values(
+                    status_id=status.status_id, camera_id=status.camera_id,
+                    valid_from=status.valid_from, valid_to=status.valid_to,
+                    body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+        except IntegrityError:
+            # Another request stored the same status between our check and our insert.
+            held = self._hash_of(schema.statuses.c.status_id, status.status_id)
+            if held is None:
+                raise
+            return _already_held(held, new_hash)
         return ImportResult(Outcome.STORED)
 
     def has_status(self, status_id: str) -> bool:
@@ -116,7 +147,9 @@ class Archive:
                     limit: int | None = None) -> StageResult:
         """Keep bytes for (file_id, md5) until a record claims them, if their MD5 matches.
 
-        Raises `blobstore.TooLarge` past `limit`; nothing is kept then.
+        Raises `blobstore.TooLarge` past `limit`; nothing is kept then. The file is put in
+        place before its rows are written: a failure in between leaves an unreferenced file
+        for `gc`, never a row without its bytes.
         """
         with self.blobs.write(source, limit) as pending:
             info = pending.info
@@ -125,17 +158,26 @@ class Archive:
                                    f"MD5 of the received bytes is {info.md5}, expected {md5}")
             pending.commit()
         with self.db.transaction() as tx:
-            _insert_ignoring_duplicates(tx, schema.blobs, {
-                "sha256": info.sha256, "md5": info.md5, "size": info.size,
-                "created_ms": now_ms()})
-            staged = schema.staged.c
-            changed = tx.execute(update(schema.staged)
-                                 .where(staged.file_id == file_id, staged.md5 == md5)
-                                 .values(sha256=info.sha256, created_ms=now_ms())).rowcount
-            if not changed:
-                tx.execute(insert(schema.staged).values(
-                    file_id=file_id, md5=md5, sha256=info.sha256, created_ms=now_ms()))
+            if not self._record_staged(tx, file_id, md5, info):
+                return StageResult(False, info.md5, info.size, "the bytes were removed while "
+                                   "being stored (a concurrent delete); send them again")
         return StageResult(True, info.md5, info.size)
+
+    def _record_staged(self, tx: Connection, file_id: str, md5: str, info) -> bool:
+        """Rows for bytes already committed to the blob store: the blob, and
+        (file_id, md5) → blob. Writes nothing and answers False if the blob's file is gone by
+        now: a delete of the last record using the same bytes removed it after our commit
+        (checked under the blob's lock, which that removal takes too)."""
+        _lock_blob(tx, info.sha256)
+        if not self.blobs.exists(info.sha256):
+            return False
+        created = now_ms()
+        _insert_ignoring_duplicates(tx, schema.blobs, {
+            "sha256": info.sha256, "md5": info.md5, "size": info.size, "created_ms": created})
+        _insert_ignoring_duplicates(tx, schema.staged, {
+            "file_id": file_id, "md5": md5, "sha256": info.sha256, "created_ms": created},
+            update=("sha256", "created_ms"))
+        return True
 
     def missing_data(self, records: Sequence[FileRecord]) -> list[str]:
         """IDs of the records (in their order) whose bytes with their MD5 are not here."""
@@ -147,7 +189,7 @@ class Archive:
 
     def has_data(self, file_id: str, md5: str) -> bool:
         with self.db.reading() as conn:
-            return bool(self._present_data(conn, [_Key(file_id, md5)]))
+            return (file_id, md5) in self._present_data(conn, [_Key(file_id, md5)])
 
     def _present_data(self, conn: Connection, records) -> dict[tuple[str, str], str]:
         """(file_id, md5) → sha256 of the bytes held for them, staged or stored."""
@@ -191,15 +233,21 @@ class Archive:
                                  .where(id_column == entity_id))
                 if held is not None:
                     return _already_held(held, new_hash)
-                if not tx.scalar(select(func.count()).where(
-                        schema.statuses.c.status_id == status_id)):
-                    raise MissingStatus(status_id)
+                unknown = _first_missing_status(tx, [status_id, *(r.status_id for r in records)])
+                if unknown:
+                    raise MissingStatus(unknown)
                 present = self._present_data(tx, records)
                 missing = [r.file_id for r in records if (r.file_id, r.md5) not in present]
                 if missing:
                     raise MissingData(missing)
                 clash = self._records_held_elsewhere(tx, records)
                 if clash:
+                    # Under READ COMMITTED a concurrent import of this very entity may have
+                    # committed since our first look: then it is held, not a conflict.
+                    held = tx.scalar(select(id_column.table.c.content_hash)
+                                     .where(id_column == entity_id))
+                    if held is not None:
+                        return _already_held(held, new_hash)
                     return ImportResult(Outcome.CONFLICT, clash, new_hash)
                 self._insert(tx, event, records, present, body, new_hash)
         except IntegrityError:
@@ -374,12 +422,30 @@ class Archive:
         return True
 
     def _drop_unreferenced_blobs(self, shas: Iterable[str]) -> None:
+        dropped = []
         for sha in set(shas):
             with self.db.transaction() as tx:
                 if tx.execute(delete(schema.blobs).where(
-                        schema.blobs.c.sha256 == sha, ~_blob_referenced())).rowcount == 0:
+                        schema.blobs.c.sha256 == sha, ~_blob_referenced())).rowcount:
+                    dropped.append(sha)
+        self._remove_unclaimed_files(dropped)
+
+    def _remove_unclaimed_files(self, shas: Iterable[str]) -> list[str]:
+        """Remove the files of these blobs unless a row names the blob again by now.
+
+        Runs after the rows' transaction has committed (row before blob), each file under its
+        blob's lock (taken in sorted order: no deadlock between two removers) so that a
+        concurrent stage_bytes of the same bytes either has committed its rows, and the file
+        stays, or finds the file gone and writes no row."""
+        removed = []
+        with self.db.transaction() as tx:
+            for sha in sorted(shas):
+                _lock_blob(tx, sha)
+                if tx.scalar(select(func.count()).where(schema.blobs.c.sha256 == sha)):
                     continue
-            self.blobs.delete(sha)
+                self.blobs.delete(sha)
+                removed.append(sha)
+        return removed
 
     def gc(self, grace_s: float, staged_ttl_s: float, dry_run: bool = False) -> GcReport:
         """Forget staged bytes older than `staged_ttl_s`, then remove blobs no row uses and
@@ -392,8 +458,11 @@ class Archive:
             staged_expired = tx.scalar(select(func.count()).where(expired))
             if not dry_run:
                 tx.execute(delete(schema.staged).where(expired))
+            # Expired staged rows do not count as references, so that a dry run reports what
+            # the real run removes.
             orphan_rows = tx.execute(select(schema.blobs.c.sha256, schema.blobs.c.size).where(
-                schema.blobs.c.created_ms < cutoff, ~_blob_referenced())).all()
+                schema.blobs.c.created_ms < cutoff,
+                ~_blob_referenced(staged_since=staged_cutoff))).all()
             if not dry_run and orphan_rows:
                 tx.execute(delete(schema.blobs).where(
                     schema.blobs.c.sha256.in_([r.sha256 for r in orphan_rows]),
@@ -403,13 +472,10 @@ class Archive:
         for sha, mtime in self.blobs.list():
             if sha not in known and sha not in doomed and mtime * 1000 < cutoff:
                 doomed[sha] = 0
-        freed = 0
-        for sha in doomed:
-            if not dry_run:
-                self.blobs.delete(sha)
-            freed += doomed[sha]
+        removed = list(doomed) if dry_run else self._remove_unclaimed_files(doomed)
+        freed = sum(doomed[sha] for sha in removed)
         temporaries = 0 if dry_run else self.blobs.remove_stale_temporaries(grace_s)
-        return GcReport(staged_expired, len(doomed), freed, temporaries, dry_run)
+        return GcReport(staged_expired, len(removed), freed, temporaries, dry_run)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -433,10 +499,24 @@ class _Key:
     md5: str
 
 
-def _blob_referenced():
+def _blob_referenced(staged_since: float | None = None):
+    """A row names the blob: a file record, or a staged upload (created since
+    `staged_since`, when given)."""
     sha = schema.blobs.c.sha256
+    staged = select(schema.staged.c.file_id).where(schema.staged.c.sha256 == sha)
+    if staged_since is not None:
+        staged = staged.where(schema.staged.c.created_ms >= staged_since)
     return or_(select(schema.files.c.file_id).where(schema.files.c.sha256 == sha).exists(),
-               select(schema.staged.c.file_id).where(schema.staged.c.sha256 == sha).exists())
+               staged.exists())
+
+
+def _first_missing_status(tx: Connection, status_ids: Sequence[str]) -> str | None:
+    """The first of these statuses that is not held: the event's own, then each file
+    record's (a record may name another status of the same camera)."""
+    wanted = list(dict.fromkeys(status_ids))
+    column = schema.statuses.c.status_id
+    held = set(tx.scalars(select(column).where(column.in_(wanted))))
+    return next((status_id for status_id in wanted if status_id not in held), None)
 
 
 def _already_held(held_hash: str, new_hash: str) -> ImportResult:

@@ -125,7 +125,10 @@ class LocalBlobStore:
 
     def list(self) -> Iterator[tuple[str, float]]:
         for path in self.root.glob("??/??/*"):
-            yield path.name, path.stat().st_mtime
+            try:
+                yield path.name, path.stat().st_mtime
+            except FileNotFoundError:  # removed since the folder was read
+                continue
 
     def remove_stale_temporaries(self, older_than_s: float) -> int:
         """Temporary files left by a crash mid-write."""

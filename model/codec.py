@@ -12,6 +12,7 @@ _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _DASHED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CAMERA = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 DEFAULT_NAMESPACE = "meteorpi"
+INT64_MAX = 2 ** 63 - 1
 
 
 class EntityError(ValueError):
@@ -64,10 +65,18 @@ def camera_id(value: Any, field: str) -> str:
 
 
 def text(value: Any, field: str, max_length: int = 1024) -> str:
+    """A string every database can store: no NUL (PostgreSQL refuses it), no lone
+    surrogate (`"\\ud800"` is valid JSON but not encodable as UTF-8)."""
     if not isinstance(value, str):
         raise EntityError(field, f"expected a string, got {_show(value)}")
     if len(value) > max_length:
         raise EntityError(field, f"longer than {max_length} characters")
+    if "\x00" in value:
+        raise EntityError(field, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EntityError(field, "is not valid Unicode (lone surrogate)") from None
     return value
 
 
@@ -80,11 +89,13 @@ def namespaced(value: Any, field: str) -> str:
 
 
 def number(value: Any, field: str) -> int | float:
-    """A finite JSON number, kept as given (an int stays an int)."""
+    """A finite JSON number, kept as given (an int stays an int, within 64 bits)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EntityError(field, f"expected a number, got {_show(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise EntityError(field, f"expected a finite number, got {_show(value)}")
+    if isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise EntityError(field, f"integer out of the 64-bit range, got {_show(value)}")
     return value
 
 
@@ -96,6 +107,8 @@ def integer(value: Any, field: str, minimum: int | None = None) -> int:
         raise EntityError(field, f"expected an integer, got {_show(value)}")
     if minimum is not None and value < minimum:
         raise EntityError(field, f"must be at least {minimum}, got {value}")
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:  # every integer column is 64-bit
+        raise EntityError(field, f"integer out of the 64-bit range, got {_show(value)}")
     return value
 
 

@@ -52,9 +52,14 @@ class Config:
 
 def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
          environ: Mapping[str, str] | None = None) -> Config:
-    """Read the YAML file (if it exists), apply environment and explicit overrides, validate."""
+    """Read the YAML file (the default `config.yaml` may be absent; a file named by the caller
+    or SKYRELAY_CONFIG must exist), apply environment and explicit overrides, validate."""
     environ = os.environ if environ is None else environ
-    path = Path(path or environ.get("SKYRELAY_CONFIG") or DEFAULT_PATH)
+    named = path or environ.get("SKYRELAY_CONFIG")
+    path = Path(named or DEFAULT_PATH)
+    if named and not path.is_file():
+        # A mistyped --config must not silently start an empty site with the defaults.
+        raise ConfigError(f"{path}: no such configuration file")
     raw = _read_yaml(path) if path.exists() else {}
     values = {s.key: s.default for s in SETTINGS}
     for key, value in _flatten(raw).items():

@@ -13,6 +13,9 @@ from model.site import open_site
 from tests.pgcluster import Cluster
 
 IN_CI = os.environ.get("CI") == "true"
+# Fixtures shared by several test modules: `http` (the importer over each transport, made
+# once per session) and `server_factory` (real `skyrelay serve` processes).
+pytest_plugins = ("tests.server", "tests.importer_fixtures")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """`skyrelay config`: every setting with its value, default, environment variable and help."""
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from skyrelay.settings import SETTINGS
 
@@ -13,7 +15,17 @@ def register(cli: click.Group) -> None:
     def show_config(ctx):
         """Show the settings in force and where each can be changed."""
         for setting in SETTINGS:
-            value = ctx.config[setting.key]
+            value = _shown(setting.key, ctx.config[setting.key])
             changed = "" if value == setting.default else f"  (default {setting.default!r})"
             click.echo(f"{setting.key} = {value!r}{changed}")
             click.echo(f"    {setting.help}  env: {setting.env_var}")
+
+
+def _shown(key: str, value):
+    """Settings as they may be printed: a password inside a database URL is masked."""
+    if key == "database.url":
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except ArgumentError:
+            return value
+    return value

@@ -1,0 +1,96 @@
+"""The version 1 handshake decision as a pure function over plain data.
+
+What to answer to an entity depends only on the entity and on a few facts about what the
+archive holds (`Held`). Keeping the decision apart from the I/O that gathers those facts and
+stores the entity lets the rules of PROTOCOL.md be tested with plain values, and lets the
+routes re-decide after a store that lost a race against another request.
+"""
+
+from dataclasses import dataclass, field
+
+from model.entities import Event, FileRecord, Status, content_hash
+
+COMPLETE = "complete"
+NEED_STATUS = "need_status"
+NEED_FILE_DATA = "need_file_data"
+CONTINUE = "continue"
+CONTINUE_NOCACHE = "continue-nocache"
+FAILED = "failed"
+
+Entity = Status | FileRecord | Event
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the archive holds that matters to one entity."""
+    held_hash: str | None = None     # content hash of the version held under the entity's ID
+    status_held: bool = False        # the entity's status is held
+    missing_data: frozenset = frozenset()   # file IDs whose bytes (with the record's MD5) are not here
+    taken_file_ids: frozenset = frozenset()  # file IDs of its records held as another entity's
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the answer table; `conflict` is for the caller's log, not the wire."""
+    state: str
+    status_id: str | None = None
+    file_id: str | None = None
+    message: str | None = None
+    conflict: bool = field(default=False, compare=False)
+
+    def to_json(self) -> dict:
+        body = {"state": self.state, "status_id": self.status_id, "file_id": self.file_id,
+                "message": self.message}
+        return {key: value for key, value in body.items() if value is not None}
+
+
+class Store:
+    """Not an answer: store the entity, then decide again with what is held afterwards."""
+
+    def __repr__(self) -> str:
+        return "STORE"
+
+
+STORE = Store()
+NOCACHE = Answer(CONTINUE_NOCACHE)
+
+
+def decide(entity: Entity, held: Held, cached: bool = False) -> Answer | Store:
+    """The answer to `entity` (sent in full, or named by the `cached_entity` form when
+    `cached`), or STORE when everything it needs is here."""
+    if isinstance(entity, Status):
+        return _decide_status(entity, held, cached)
+    return _decide_with_files(entity, held)
+
+
+def _decide_status(status: Status, held: Held, cached: bool) -> Answer | Store:
+    """A status is stored if new and answered `continue`: the exporter goes on with the
+    entity that needed it. Named by `cached_entity`, a status that is held is `complete`,
+    so an exporter that replicates a status for its own sake gets to the end."""
+    if held.held_hash is None:
+        return STORE
+    return Answer(COMPLETE if cached else CONTINUE, conflict=_differs(status, held))
+
+
+def _decide_with_files(entity: FileRecord | Event, held: Held) -> Answer | Store:
+    if held.held_hash is not None:
+        return Answer(COMPLETE, conflict=_differs(entity, held))
+    if not held.status_held:
+        return Answer(NEED_STATUS, status_id=entity.status_id)
+    records = _records(entity)
+    for record in records:
+        if record.file_id in held.taken_file_ids:  # no upload can make this storable
+            return Answer(FAILED, message=f"file {record.file_id} is already held as part of "
+                          "another entity; an ID names one entity forever")
+    for record in records:
+        if record.file_id in held.missing_data:
+            return Answer(NEED_FILE_DATA, file_id=record.file_id)
+    return STORE
+
+
+def _records(entity: FileRecord | Event) -> tuple[FileRecord, ...]:
+    return entity.files if isinstance(entity, Event) else (entity,)
+
+
+def _differs(entity: Entity, held: Held) -> bool:
+    return held.held_hash != content_hash(entity.to_json())

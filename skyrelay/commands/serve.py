@@ -1,0 +1,93 @@
+"""`skyrelay serve`: the importer under gunicorn.
+
+Migrations are applied once, in the master, before any worker starts. The app is not
+preloaded: each worker calls the app factory after the fork, so each opens its own database
+engine (connections must never cross a fork). The master prints the address it actually
+bound (`listening on http://HOST:PORT`) on stdout, so `--port 0` is usable by scripts and
+tests. Every worker logs one access line per request to stderr; gunicorn's own access log
+stays off so that each request is logged once.
+"""
+
+import logging
+import sys
+
+import click
+from gunicorn.app.base import BaseApplication
+
+# How long a stopping worker may finish its requests, in seconds.
+GRACEFUL_TIMEOUT_S = 10
+LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+
+
+class ImporterServer(BaseApplication):
+    """gunicorn driven from Python: options from the site's settings, the app per worker."""
+
+    def __init__(self, config, host: str, port: int, workers: int):
+        self.site_config = config
+        self.options = {
+            "bind": f"{_host_for_bind(host)}:{port}",
+            "workers": workers,
+            "threads": config["importer.threads"],
+            "worker_class": "gthread",
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "preload_app": False,
+            "when_ready": _announce,
+            "proc_name": f"skyrelay-{config['site.name']}",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 24 opens a control socket at one fixed path per user; several
+            # sites on one machine would fight over it, and skyrelay does not use it.
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self):
+        """Called in each worker after the fork: its own engine, its own caches."""
+        from importer.app import create_app
+        from model.site import open_site
+
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
+        site = open_site(self.site_config.database_url, self.site_config.storage_path,
+                         migrate=False)
+        return create_app(self.site_config, site)
+
+
+def _host_for_bind(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _announce(arbiter) -> None:
+    """gunicorn's `when_ready` hook: the sockets are bound, workers are about to start."""
+    for listener in arbiter.LISTENERS:
+        host, port = listener.sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"listening on http://{shown}:{port}", flush=True)
+
+
+def register(cli: click.Group) -> None:
+    from skyrelay.cli import pass_context
+
+    @cli.command()
+    @click.option("--host", default=None, metavar="HOST",
+                  help="Address to bind (default: importer.host, 127.0.0.1).")
+    @click.option("--port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+                  help="Port to listen on; 0 picks a free one (default: importer.port).")
+    @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+                  help="Worker processes (default: importer.workers).")
+    @pass_context
+    def serve(ctx, host, port, workers):
+        """Run the importer: the import handshake, uploads and the read API."""
+        config = ctx.config
+        # Opening the site applies pending migrations: once, here, before the fork. Its
+        # engine is closed so that no connection is inherited by the workers.
+        ctx.site.close()
+        ImporterServer(config,
+                       host or config["importer.host"],
+                       config["importer.port"] if port is None else port,
+                       workers or config["importer.workers"]).run()
