@@ -14,7 +14,9 @@ PASSWORD = "correct horse battery"
 
 def config_for(tmp_path, database_url: str, blob_root, **overrides):
     values = {"database.url": database_url, "storage.path": str(blob_root), **overrides}
-    return load(tmp_path / "absent.yaml", overrides=values, environ={})
+    path = tmp_path / "config.yaml"
+    path.write_text("{}\n")
+    return load(path, overrides=values, environ={})
 
 
 @contextmanager
