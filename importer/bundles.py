@@ -12,11 +12,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
 from importer.auth import authenticate_any, require_role
+from importer.tracing import request_trace_id
 from importer.errors import ApiError, bad_request
 from importer.ingest_pool import IngestPool
 from model.bundle_ingest import IngestLimits
 from model.jobs import Job, Jobs
-from model.traces import TraceIdError, check_trace_id, new_trace_id
 
 BUNDLE_TYPES = ("application/x-tar", "application/tar", "application/gzip",
                 "application/x-gzip")
@@ -59,11 +59,7 @@ def ingest():
     if request.mimetype not in BUNDLE_TYPES:
         raise ApiError(415, f"a bundle is sent as {' or '.join(BUNDLE_TYPES[::2])}, got "
                             f"{request.mimetype or 'no Content-Type'}")
-    try:
-        trace_id = check_trace_id(request.headers["X-Trace-Id"]) \
-            if "X-Trace-Id" in request.headers else new_trace_id()
-    except TraceIdError as exc:
-        raise bad_request(f"X-Trace-Id: {exc}") from None
+    trace_id = request_trace_id()
     limit = _limit()
     request.max_content_length = None  # the app-wide JSON limit is not a bundle's; see _spool
     if request.content_length is not None and request.content_length > limit:

@@ -3,6 +3,7 @@ happened to data on this site, by the trace ID of the run that moved it (role `u
 
 from flask import Blueprint, current_app, jsonify
 
+from importer import tracing
 from importer.auth import require_role
 from importer.errors import ApiError, bad_request
 from model.codec import EntityError, uuid_hex
@@ -11,6 +12,7 @@ from model.traces import Traces
 
 def blueprint() -> Blueprint:
     bp = Blueprint("traces", __name__)
+    tracing.install(bp)
     bp.add_url_rule("/status/<trace_id>", view_func=summary)
     bp.add_url_rule("/status/<trace_id>/history", view_func=history)
     bp.add_url_rule("/status-from-path/<file_id>", view_func=trace_of_file)

@@ -1,7 +1,7 @@
 """Jobs: long work (a bundle ingest) that a client starts, then polls with GET /get_state.
 
 A job is OK until it fails; its `task` says where it is (UPLOADING, validating, ingest files,
-ingest metadata, done). The process running a job is written into it (`owner`, host:pid), so
+ingest metadata, done). The process running a job is written into it (`owner`, host:pid:start time), so
 that a process that starts can tell a job whose runner died (FAILED, with a clear exception)
 from one that another live process on the same machine is still running.
 """
@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import insert, select, update
@@ -29,18 +30,47 @@ class JobError(ValueError):
     """A job command cannot be done (unknown job, bad state); the message says why."""
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None if the
+    process does not exist. Raises OSError where there is no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
 def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:start — the start time (clock ticks since boot, Linux) tells this process
+    from a later one that was given the same pid."""
+    try:
+        start = (_proc_stat(os.getpid()) or [""] * 20)[19]
+    except OSError:
+        start = ""
+    return f"{socket.gethostname()}:{os.getpid()}:{start}"
 
 
 def owner_alive(owner: str) -> bool:
-    """True unless `owner` is a process of this machine that no longer exists. A process of
-    another machine cannot be checked from here and is taken to be alive."""
-    host, _, pid = owner.rpartition(":")
+    """False if `owner` was a process of this machine that is gone: no such pid, a zombie (a
+    killed worker whose parent died too is never reaped in a container without an init), or
+    a pid now used by a process started at another time. A process of another machine
+    cannot be checked from here and is taken to be alive."""
+    host, _, rest = owner.partition(":")
+    pid, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True
     try:
-        os.kill(int(pid), 0)
+        stat = _proc_stat(int(pid))
+    except OSError:  # no /proc: ask the kernel directly
+        return _signal_alive(int(pid))
+    if stat is None or stat[0] in ("Z", "X"):
+        return False
+    return not start or stat[19] == start
+
+
+def _signal_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

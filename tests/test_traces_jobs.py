@@ -105,3 +105,12 @@ def test_a_job_whose_process_died_is_failed_at_the_next_start(site, database_url
     assert jobs.get(alive.job_id).state == OK and jobs.get(done.job_id).task == "done"
     assert alive.owner == this_process()
     assert jobs.fail_unfinished_on_start() == []
+
+
+def test_owner_liveness_tells_a_reused_pid_and_other_machines():
+    from model.jobs import owner_alive
+    me = this_process()
+    host, pid, start = me.split(":")
+    assert owner_alive(me)
+    assert not owner_alive(f"{host}:{pid}:{int(start) + 1}")   # same pid, another process
+    assert owner_alive(f"elsewhere-{host}:{pid}:1")             # cannot be checked: alive
