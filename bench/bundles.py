@@ -3,9 +3,7 @@ site B, print MB/s and the peak resident memory of each step (it must stay flat:
 are streamed, never held). Run: PYTHONPATH=. python bench/bundles.py [--mb 512] [--files 4]"""
 
 import argparse
-import hashlib
 import os
-import resource  # noqa: F401 - used in MEASURED
 import subprocess
 import sys
 import tempfile

@@ -10,7 +10,6 @@ bundle is removed then.
 """
 
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

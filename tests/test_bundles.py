@@ -1,12 +1,10 @@
 """Bundles in the model, on SQLite and PostgreSQL: a round trip gives identical archives, and
 every bad bundle is refused with a readable reason, storing nothing and leaving nothing."""
 
-import hashlib
 import io
 import subprocess
 import json
 import tarfile
-from pathlib import Path
 
 import pytest
 

@@ -1,7 +1,6 @@
 """`skyrelay bundle create | ingest`: ship data between sites with no network link."""
 
 import getpass
-import sys
 
 import click
 
