@@ -6,12 +6,12 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from importer import access_log, bundles, import_routes, read_api, traces_api
+from importer import access_log, bundles, import_routes, read_api, traces_api, users_api
 from importer.auth import CredentialCache
 from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
 from model.catalog import Catalog
-from model.site import Site, open_site
+from model.site import Site, open_configured_site
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Importer:
 def create_app(config, site: Site | None = None) -> Flask:
     """`config` is a `skyrelay.config.Config` (anything with `[key]`, `database_url` and
     `storage_path`); `site` may be given by a test that already opened the storage."""
-    site = site or open_site(config.database_url, config.storage_path)
+    site = site or open_configured_site(config)
     app = Flask("skyrelay.importer")
     app.json.sort_keys = False
     app.extensions["skyrelay"] = Importer(
@@ -43,5 +43,5 @@ def create_app(config, site: Site | None = None) -> Flask:
 
 def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
-    return [import_routes.blueprint(url_path), read_api.blueprint(), bundles.blueprint(),
-            traces_api.blueprint()]
+    return [import_routes.blueprint(url_path), read_api.blueprint(), users_api.blueprint(),
+            bundles.blueprint(), traces_api.blueprint()]

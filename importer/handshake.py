@@ -24,7 +24,8 @@ Entity = Status | FileRecord | Event
 class Held:
     """What the archive holds that matters to one entity."""
     held_hash: str | None = None     # content hash of the version held under the entity's ID
-    status_held: bool = False        # the entity's status is held
+    status_held: bool = False        # the entity's status and its records' statuses are held
+    missing_status_id: str | None = None  # the first of those that is not (entity's first)
     missing_data: frozenset = frozenset()   # file IDs whose bytes (with the record's MD5) are not here
     taken_file_ids: frozenset = frozenset()  # file IDs of its records held as another entity's
 
@@ -76,7 +77,7 @@ def _decide_with_files(entity: FileRecord | Event, held: Held) -> Answer | Store
     if held.held_hash is not None:
         return Answer(COMPLETE, conflict=_differs(entity, held))
     if not held.status_held:
-        return Answer(NEED_STATUS, status_id=entity.status_id)
+        return Answer(NEED_STATUS, status_id=held.missing_status_id or entity.status_id)
     records = _records(entity)
     for record in records:
         if record.file_id in held.taken_file_ids:  # no upload can make this storable

@@ -129,11 +129,14 @@ def what_is_held(importer, entity) -> Held:
     if isinstance(entity, Status):
         return Held(held_hash=archive.held_hash(kind, entity.id))
     records = entity.files if isinstance(entity, Event) else (entity,)
-    status_held = archive.has_status(entity.status_id)
+    missing_statuses = archive.missing_statuses(
+        [entity.status_id] + [record.status_id for record in records])
     missing = frozenset(archive.missing_data(records))
     taken = frozenset(importer.catalog.held_file_ids([r.file_id for r in records])
                       if isinstance(entity, Event) else ())
-    return Held(held_hash=archive.held_hash(kind, entity.id), status_held=status_held,
+    return Held(held_hash=archive.held_hash(kind, entity.id),
+                status_held=not missing_statuses,
+                missing_status_id=missing_statuses[0] if missing_statuses else None,
                 missing_data=missing, taken_file_ids=taken)
 
 

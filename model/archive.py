@@ -107,9 +107,12 @@ def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
 
 
 class Archive:
-    def __init__(self, database: Database, blobs: BlobStore):
+    def __init__(self, database: Database, blobs: BlobStore, staged_ttl_s: float | None = None):
+        """`staged_ttl_s`: staged bytes older than this no longer count as received (gc
+        removes them later); None keeps them until gc."""
         self.db = database
         self.blobs = blobs
+        self.staged_ttl_s = staged_ttl_s
 
     # -- statuses ---------------------------------------------------------------------------
 
@@ -133,6 +136,14 @@ class Archive:
                 raise
             return _already_held(held, new_hash)
         return ImportResult(Outcome.STORED)
+
+    def missing_statuses(self, status_ids: Sequence[str]) -> list[str]:
+        """The IDs among `status_ids` (in their order, once each) that are not held."""
+        wanted = list(dict.fromkeys(status_ids))
+        with self.db.reading() as conn:
+            held = set(conn.scalars(select(schema.statuses.c.status_id)
+                                    .where(schema.statuses.c.status_id.in_(wanted))))
+        return [status_id for status_id in wanted if status_id not in held]
 
     def has_status(self, status_id: str) -> bool:
         return self._exists(schema.statuses.c.status_id, status_id)
@@ -196,8 +207,11 @@ class Archive:
         ids = [r.file_id for r in records]
         found = {}
         for table in (schema.staged, schema.files):
-            rows = conn.execute(select(table.c.file_id, table.c.md5, table.c.sha256)
-                                .where(table.c.file_id.in_(ids)))
+            query = select(table.c.file_id, table.c.md5, table.c.sha256).where(
+                table.c.file_id.in_(ids))
+            if table is schema.staged and self.staged_ttl_s is not None:
+                query = query.where(table.c.created_ms >= now_ms() - self.staged_ttl_s * 1000)
+            rows = conn.execute(query)
             found.update({(row.file_id, row.md5): row.sha256 for row in rows})
         return found
 

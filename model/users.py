@@ -23,6 +23,14 @@ class UserError(ValueError):
     """A user command cannot be done; the message says why."""
 
 
+class UserExists(UserError):
+    """The name is taken."""
+
+
+class NoSuchUser(UserError):
+    """No user has that name."""
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -69,7 +77,7 @@ class Users:
         roles = check_roles(roles)
         with self.db.transaction() as tx:
             if tx.scalar(select(schema.users.c.name).where(schema.users.c.name == name)):
-                raise UserError(f"user {name!r} exists already; remove it first or pick "
+                raise UserExists(f"user {name!r} exists already; remove it first or pick "
                                 "another name")
             tx.execute(insert(schema.users).values(
                 name=name, password_hash=hash_password(password),
@@ -81,13 +89,13 @@ class Users:
         with self.db.transaction() as tx:
             if not tx.execute(update(schema.users).where(schema.users.c.name == name)
                               .values(roles=" ".join(sorted(roles)))).rowcount:
-                raise UserError(f"no user {name!r}")
+                raise NoSuchUser(f"no user {name!r}")
         return User(name, roles)
 
     def remove(self, name: str) -> None:
         with self.db.transaction() as tx:
             if not tx.execute(delete(schema.users).where(schema.users.c.name == name)).rowcount:
-                raise UserError(f"no user {name!r} (see `skyrelay user list`)")
+                raise NoSuchUser(f"no user {name!r} (see `skyrelay user list`)")
 
     def list(self) -> list[User]:
         with self.db.reading() as conn:

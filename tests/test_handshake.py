@@ -41,6 +41,13 @@ def test_unknown_status_comes_before_missing_bytes(entity):
     assert answer.to_json() == {"state": NEED_STATUS, "status_id": STATUS.status_id}
 
 
+def test_a_file_records_own_unknown_status_is_asked_for_before_its_bytes():
+    other_status = "f" * 32
+    answer = decide(EVENT, Held(status_held=False, missing_status_id=other_status,
+                                missing_data=frozenset(IDS)))
+    assert answer.to_json() == {"state": NEED_STATUS, "status_id": other_status}
+
+
 def test_first_missing_file_in_the_event_order_is_asked_for():
     assert decide(EVENT, held(missing_data=frozenset(IDS[1:]))).to_json() == \
         {"state": NEED_FILE_DATA, "file_id": IDS[1]}

@@ -50,11 +50,10 @@ class ImporterServer(BaseApplication):
     def load(self):
         """Called in each worker after the fork: its own engine, its own caches."""
         from importer.app import create_app
-        from model.site import open_site
+        from model.site import open_configured_site
 
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
-        site = open_site(self.site_config.database_url, self.site_config.storage_path,
-                         migrate=False)
+        site = open_configured_site(self.site_config, migrate=False)
         return create_app(self.site_config, site)
 
 
