@@ -110,7 +110,7 @@ trace_events = Table(
     "trace_events", metadata,
     Column("trace_event_id", ID(), primary_key=True),
     Column("trace_id", String(64), nullable=False),
-    Column("domain", String(16), nullable=False),        # event | file | status | bundle | sync
+    Column("domain", String(16), nullable=False),        # event | file | status | bundle
     Column("domain_id", String(64), nullable=False),
     Column("start_time", BigInteger, nullable=False),    # ms since the epoch
     Column("end_time", BigInteger, nullable=False),

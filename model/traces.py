@@ -24,7 +24,7 @@ from model.database import Database, now_ms
 
 OK, FAILED = "OK", "FAILED"
 CONTINUE, FINISHED = "CONTINUE", "FINISHED"
-DOMAINS = ("event", "file", "status", "bundle", "sync")
+DOMAINS = ("event", "file", "status", "bundle")   # PROTOCOL.md "Traces"
 # Operations that put an entity into the archive; `trace_of_file` looks for these.
 STORING_OPERATIONS = ("store",)
 _TRACE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
