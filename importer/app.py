@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from importer import access_log, bundles, import_routes, read_api, traces_api, users_api
+from importer import (access_log, bundles, import_routes, read_api, targets_api, traces_api,
+                      users_api)
 from importer.auth import CredentialCache
 from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
@@ -44,4 +45,4 @@ def create_app(config, site: Site | None = None) -> Flask:
 def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
     return [import_routes.blueprint(url_path), read_api.blueprint(), users_api.blueprint(),
-            bundles.blueprint(), traces_api.blueprint()]
+            targets_api.blueprint(), bundles.blueprint(), traces_api.blueprint()]

@@ -5,8 +5,8 @@ exporter send, byte for byte, so a multi-hop copy hashes the same on every site.
 columns are there to be searched.
 """
 
-from sqlalchemy import (BigInteger, Column, ForeignKey, Index, Integer, MetaData, String,
-                        Table, Text, Float)
+from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData,
+                        String, Table, Text, Float, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -101,6 +101,61 @@ users = Table(
     Column("roles", String(256), nullable=False),  # space-separated
     Column("created_ms", BigInteger, nullable=False),
 )
+
+# -- the exporter (migration 0002_export) --------------------------------------------------
+
+# Where this site sends its data. The password is a secret the exporter must present to the
+# remote importer, so it cannot be hashed; only `model.targets` reads it, never a listing.
+# `auth_failed` blocks the target (401/403) until an admin changes it.
+export_targets = Table(
+    "export_targets", metadata,
+    Column("target_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("user_name", String(256), nullable=False),
+    Column("password_secret", Text, nullable=False),
+    Column("protocol", String(8), nullable=False),           # auto | v1 | v2
+    Column("camera_ids", Text),                              # JSON list, NULL = all
+    Column("event_types", Text),                             # JSON list, NULL = all
+    Column("after_ms", BigInteger),                          # inclusive
+    Column("before_ms", BigInteger),                         # exclusive
+    Column("ca_bundle", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),   # target backoff
+    Column("failures", Integer, nullable=False),             # consecutive retryable failures
+    Column("auth_failed", Boolean, nullable=False),
+    Column("last_error", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("changed_ms", BigInteger, nullable=False),
+)
+
+# What each target still needs: one row per (target, event or standalone file).
+export_queue = Table(
+    "export_queue", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_id", Integer, ForeignKey("export_targets.target_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("kind", String(8), nullable=False),               # event | file
+    Column("entity_id", ID(), nullable=False),
+    Column("state", String(8), nullable=False),              # pending | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("lease_until_ms", BigInteger),                    # claimed by a worker until then
+    Column("last_error", Text),
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("target_id", "kind", "entity_id", name="uq_export_queue_entity"),
+    Index("ix_export_queue_due", "target_id", "state", "next_attempt_ms", "id"),
+)
+
+# One sync at a time per target; a holder that dies stops renewing and its lock expires.
+sync_locks = Table(
+    "sync_locks", metadata,
+    Column("target_id", Integer, ForeignKey("export_targets.target_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("holder", String(256), nullable=False),           # pid@host
+    Column("token", String(32), nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
 
 # -- traces and jobs (migration 0003_traces) ------------------------------------------------
 

@@ -3,17 +3,15 @@ fed the request bodies exactly as the original exporter sends them (`requests.po
 json=body, auth=…)`, uploads as multipart field `file` with filename `file`)."""
 
 import copy
-import hashlib
 import json
-from pathlib import Path
+import hashlib
 
 import pytest
 import requests
 
+from tests.meteorpi import BODIES as FIXTURES
 from tests.server import Server
 
-FIXTURES = json.loads((Path(__file__).parents[2] / "shared/fixtures/meteorpi_bodies.json")
-                      .read_text())
 TIMEOUT = 10
 
 

@@ -1,21 +1,15 @@
 """The MeteorPi replication flow with the original client's request bodies exactly as given
-(/work/shared/fixtures/meteorpi_bodies.json): version 1 is wire-compatible with the MeteorPi
+(shared/fixtures/meteorpi_bodies.json, as copied into tests/fixtures): version 1 is wire-compatible with the MeteorPi
 import API, "an exporter written for that API must be able to replicate into a skyrelay
 importer unchanged"."""
 
-import json
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.blackbox.helpers import TIMEOUT, md5, start_site
 
-FIXTURE = Path("/work/shared/fixtures/meteorpi_bodies.json")
-if not FIXTURE.exists():  # the repository's identical copy, for machines without /work/shared
-    FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "meteorpi_bodies.json"
-BODIES = json.loads(FIXTURE.read_text())
-BYTES = {fid: text.encode() for fid, text in BODIES["file_bytes"].items()}
+from tests.meteorpi import BODIES, FILE_BYTES as BYTES
 
 
 @pytest.fixture(scope="module")

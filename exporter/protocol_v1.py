@@ -1,0 +1,185 @@
+"""The version 1 handshake as a pure state machine: an importer's answer in, the next thing
+to do out. No I/O, so every answer of PROTOCOL.md's table (and every garbage answer) is
+tested with plain dicts, and the loop that does the I/O (`exporter.sync`) stays trivial.
+
+    exchange = V1Exchange("event", event_json, max_steps=50)
+    action = exchange.start()                 # PostEntity(full form)
+    while not isinstance(action, (Complete, Failed)):
+        answer = do(action)                   # HTTP: post, send a status, upload bytes
+        action = exchange.step(answer)
+
+Termination is guaranteed: at most `max_steps` requests per entity, and the same need
+(`need_file_data` or `need_status` for the same ID) three times in a row fails the entity,
+so a misbehaving importer can never hang a sync.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from model import codec
+from model.codec import EntityError
+
+SAME_NEED_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class PostEntity:
+    """POST this JSON body to the import path."""
+    body: dict
+
+
+@dataclass(frozen=True)
+class SendStatus:
+    """POST the status `status_id` (read from the archive) as `{"type": "status", …}`."""
+    status_id: str
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    """POST the bytes of `file_id` to `{base}/data/<file_id>/<md5>`."""
+    file_id: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    """The importer holds the entity; `already_present` when it said so at once."""
+    steps: int
+    already_present: bool
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+    steps: int
+
+
+Action = PostEntity | SendStatus | UploadFile | Complete | Failed
+
+
+def _read_state(answer: Any) -> str | None:
+    if isinstance(answer, dict) and isinstance(answer.get("state"), str):
+        return answer["state"]
+    return None
+
+
+def _show(answer: Any) -> str:
+    text = repr(answer)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class V1Exchange:
+    """Sends one event or standalone file record until the importer answers `complete`."""
+
+    def __init__(self, kind: str, entity: dict, max_steps: int = 50):
+        if kind not in ("event", "file"):
+            raise ValueError(f"kind must be 'event' or 'file', not {kind!r}")
+        self.kind = kind
+        self.entity = entity
+        self.entity_id = entity[f"{kind}_id"]
+        self.max_steps = max_steps
+        records = entity.get("files", []) if kind == "event" else [entity]
+        self._md5_of = {r["file_id"]: r["md5"] for r in records}
+        self._status_ids = {entity["status_id"]} | {r["status_id"] for r in records}
+        self.steps = 0
+        self._last: Action | None = None
+        self._need: tuple[str, str] | None = None
+        self._need_count = 0
+        self._first_answer = True
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _issue(self, action: Action) -> Action:
+        if self.steps >= self.max_steps:
+            return Failed(f"no complete after {self.steps} requests (exporter.max_steps)",
+                          self.steps)
+        self.steps += 1
+        self._last = action
+        return action
+
+    def _full(self) -> Action:
+        return self._issue(PostEntity({"type": self.kind, self.kind: self.entity}))
+
+    def _cached(self) -> Action:
+        return self._issue(PostEntity({"type": "cached_entity",
+                                       "cached_entity_id": self.entity_id}))
+
+    def _fail(self, reason: str) -> Failed:
+        return Failed(reason, self.steps)
+
+    def start(self) -> Action:
+        return self._full()
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def step(self, answer: Any) -> Action:
+        """The next action after `answer` (the importer's JSON for the last request)."""
+        state = _read_state(answer)
+        if state == "failed":
+            message = answer.get("message") or "no reason given"
+            return self._fail(f"importer answered failed: {message}")
+        if isinstance(self._last, PostEntity):
+            first, self._first_answer = self._first_answer, False
+            return self._after_entity(state, answer, first)
+        return self._after_supply(state, answer)
+
+    def _after_entity(self, state: str | None, answer: Any, first: bool) -> Action:
+        if state == "complete":
+            return Complete(self.steps, already_present=first)
+        if state == "continue":
+            self._need = None
+            return self._cached()
+        if state == "continue-nocache":
+            self._need = None
+            return self._full()
+        if state == "need_status":
+            return self._need_status(answer)
+        if state == "need_file_data":
+            return self._need_file(answer)
+        return self._fail(f"protocol: unexpected answer to an entity: {_show(answer)}")
+
+    def _after_supply(self, state: str | None, answer: Any) -> Action:
+        """The answer to a status or to file bytes: on success, go on with the cached form."""
+        if state not in ("continue", "complete"):
+            what = "a status" if isinstance(self._last, SendStatus) else "file data"
+            return self._fail(f"protocol: unexpected answer to {what}: {_show(answer)}")
+        if isinstance(self._last, UploadFile) and answer.get("received") is False:
+            message = answer.get("message") or "no reason given"
+            return self._fail(f"importer did not accept the bytes of file "
+                              f"{self._last.file_id}: {message}")
+        return self._cached()
+
+    def _same_need(self, need: tuple[str, str]) -> bool:
+        """Count repeats of one need; True when it reached the limit."""
+        self._need_count = self._need_count + 1 if need == self._need else 1
+        self._need = need
+        return self._need_count >= SAME_NEED_LIMIT
+
+    def _need_status(self, answer: dict) -> Action:
+        status_id = self._answer_id(answer, "status_id")
+        if status_id not in self._status_ids:
+            return self._fail(f"protocol: importer asked for status {answer.get('status_id')!r}"
+                              f", which this {self.kind} does not reference")
+        if self._same_need(("status", status_id)):
+            return self._fail(f"importer asked for status {status_id} {SAME_NEED_LIMIT} times "
+                              "in a row although it was sent")
+        return self._issue(SendStatus(status_id))
+
+    def _need_file(self, answer: dict) -> Action:
+        file_id = self._answer_id(answer, "file_id")
+        if file_id not in self._md5_of:
+            return self._fail(f"protocol: importer asked for the data of file "
+                              f"{answer.get('file_id')!r}, which is not part of this "
+                              f"{self.kind}")
+        if self._same_need(("file", file_id)):
+            return self._fail(f"importer asked for the data of file {file_id} "
+                              f"{SAME_NEED_LIMIT} times in a row although it was uploaded")
+        return self._issue(UploadFile(file_id, self._md5_of[file_id]))
+
+    @staticmethod
+    def _answer_id(answer: dict, key: str) -> str | None:
+        """IDs are compared normalised (dashes and upper case accepted, as in PROTOCOL.md)."""
+        try:
+            return codec.uuid_hex(answer.get(key), key)
+        except EntityError:
+            return None

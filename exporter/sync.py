@@ -1,0 +1,243 @@
+"""One sync run: for each target, queue what is new, then drive every due queue row through
+the version 1 handshake until the importer answers `complete` or the entity fails.
+
+Crash safety comes from the order of writes: a queue row is marked done only after the
+importer answered `complete`, so a run killed at any point leaves the row pending and the next
+run sends it again; the importer answers `complete` at once for what it already holds, and
+file bytes it already has are not asked for.
+
+Failures are sorted by whose fault they are:
+- the entity's (the importer answers failed, 400, garbage, too many steps): the row is marked
+  failed with the reason and retried with its own backoff; the sync goes on with the next row;
+- the target's (unreachable, timeout, 5xx, 429, 404): the target backs off exponentially and
+  its remaining rows wait for a later run;
+- the credentials' (401, 403): the target is blocked until an admin changes it.
+"""
+
+import logging
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from exporter import errors
+from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
+from exporter.report import SyncReport, TargetReport, human_bytes
+from exporter.transport import Transport
+from model.database import now_ms
+from model.export_queue import ExportQueue, QueueItem
+from model.site import Site
+from model.sync_locks import LockHeld, LockLost, SyncLocks
+from model.targets import Target, Targets
+
+log = logging.getLogger("skyrelay.exporter")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    timeout_s: float = 30.0
+    max_steps: int = 50
+    backoff_base_s: float = 30.0
+    backoff_max_s: float = 3600.0
+    lock_ttl_s: float = 120.0
+    page_size: int = 200
+
+    @classmethod
+    def from_config(cls, config) -> "SyncSettings":
+        return cls(timeout_s=config["exporter.timeout_s"], max_steps=config["exporter.max_steps"],
+                   backoff_base_s=config["exporter.backoff_base_s"],
+                   backoff_max_s=config["exporter.backoff_max_s"],
+                   lock_ttl_s=config["exporter.lock_ttl_s"])
+
+    def entity_retry_s(self, attempts: int) -> float:
+        return min(self.backoff_base_s * 2 ** attempts, self.backoff_max_s)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the target's lock every third of its lifetime, also while one long upload is
+    in flight, so that a slow link never lets the lock expire under a live sync."""
+
+    def __init__(self, locks: SyncLocks, lock, interval_s: float):
+        super().__init__(daemon=True, name="sync-lock-heartbeat")
+        self.locks, self.lock, self.interval_s = locks, lock, interval_s
+        self.lost: LockLost | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                self.locks.heartbeat(self.lock)
+            except LockLost as lost:
+                self.lost = lost
+                return
+            except Exception:  # noqa: BLE001 - a busy database: try again next beat
+                log.warning("could not renew the sync lock; retrying", exc_info=True)
+
+    def check(self) -> None:
+        """Raise LockLost in the syncing thread once another holder took the target."""
+        if self.lost is not None:
+            raise self.lost
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+class TargetStopped(Exception):
+    """The target (not one entity) failed; the message says why."""
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Syncer:
+    """Runs syncs of a site's targets; one instance may run many times (`--every`)."""
+
+    def __init__(self, site: Site, settings: SyncSettings, progress: bool = False):
+        self.site = site
+        self.settings = settings
+        self.progress = progress
+        self.targets = Targets(site.database)
+        self.queue = ExportQueue(site.database, lease_s=settings.lock_ttl_s)
+        self.locks = SyncLocks(site.database, ttl_s=settings.lock_ttl_s)
+
+    def run(self, names: list[str] | None = None, trace_id: str | None = None) -> SyncReport:
+        """Sync the named targets (each must exist), or every enabled target."""
+        report = SyncReport(trace_id or new_trace_id())
+        chosen = ([self.targets.get(name) for name in names] if names
+                  else [t for t in self.targets.list() if t.enabled])
+        for target in chosen:
+            report.targets.append(self.sync_target(target, report.trace_id))
+        return report.finish()
+
+    def sync_target(self, target: Target, trace_id: str) -> TargetReport:
+        report = TargetReport(target.name)
+        report.problem = _held_back(target)
+        if report.problem:
+            return report
+        try:
+            lock = self.locks.acquire(target.target_id)
+        except LockHeld as held:
+            report.busy, report.problem = True, str(held)
+            return report
+        try:
+            self.queue.release_leases(target.target_id)
+            self.queue.enqueue_new(target)
+            self._drain(target, trace_id, lock, report)
+            self.targets.record_success(target.target_id)
+        except (TargetStopped, LockLost) as stop:
+            report.problem = str(stop)
+        finally:
+            self.locks.release(lock)
+        return report
+
+    def _drain(self, target: Target, trace_id: str, lock, report: TargetReport) -> None:
+        if target.protocol == "v2":
+            raise TargetStopped("protocol v2 is not implemented by this exporter yet; set the "
+                                "target's protocol to auto or v1")
+        total = self.queue.counts(target.target_id)["due"]
+        bar = tqdm(total=total, unit="entity", desc=target.name, disable=not self.progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        transport = Transport(target.url, target.user, target.password.reveal(),
+                              self.settings.timeout_s, trace_id, target.ca_bundle)
+        heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
+        heartbeat.start()
+        try:
+            after_id = 0
+            while page := self.queue.claim(target.target_id, after_id, self.settings.page_size):
+                for item in page:
+                    after_id = item.id
+                    heartbeat.check()
+                    self._one(target, transport, item, report)
+                    bar.update(1)
+                    bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
+        except TargetStopped:
+            report.deferred = max(0, total - report.sent - report.already_present
+                                  - report.failed)
+            raise
+        finally:
+            heartbeat.stop()
+            report.requests += transport.requests
+            report.bytes += transport.bytes_uploaded
+            transport.close()
+            bar.close()
+
+    def _one(self, target: Target, transport: Transport, item: QueueItem,
+             report: TargetReport) -> None:
+        """Send one queue row and record the outcome; raise TargetStopped for target faults."""
+        if item.body is None:
+            self.queue.mark_done(item.id, "left the archive before it was sent")
+            return
+        try:
+            outcome = self._exchange(transport, item)
+        except errors.AuthError as exc:
+            self.queue.mark_deferred(item.id, str(exc))
+            self.targets.record_auth_failure(target.target_id, str(exc))
+            raise TargetStopped(f"{exc}; the target waits until it is changed "
+                                "(`skyrelay target set` or `target enable`)") from None
+        except (errors.RetryableError, errors.NotFound) as exc:
+            self.queue.mark_deferred(item.id, str(exc))
+            retry_after = getattr(exc, "retry_after_s", 0.0)
+            later = self.targets.record_retryable_failure(
+                target, str(exc), self.settings.backoff_base_s, self.settings.backoff_max_s,
+                retry_after)
+            wait = max(0, later.next_attempt_ms - now_ms()) / 1000
+            raise TargetStopped(f"{exc}; backing off {wait:.0f} s") from None
+        except errors.FinalError as exc:   # Refused (400, 413 …) or ProtocolError
+            outcome = Failed(str(exc), 0)
+        if isinstance(outcome, Complete):
+            self.queue.mark_done(item.id)
+            if outcome.already_present:
+                report.already_present += 1
+            else:
+                report.sent += 1
+        else:
+            self.queue.mark_failed(item.id, outcome.reason,
+                                   self.settings.entity_retry_s(item.attempts))
+            log.warning("target %s: %s %s failed: %s", target.name, item.kind, item.entity_id,
+                        outcome.reason)
+            report.failed += 1
+
+    def _exchange(self, transport: Transport, item: QueueItem) -> Complete | Failed:
+        exchange = V1Exchange(item.kind, item.body, self.settings.max_steps)
+        action = exchange.start()
+        while not isinstance(action, (Complete, Failed)):
+            if isinstance(action, PostEntity):
+                answer = transport.post_json(action.body)
+            elif isinstance(action, SendStatus):
+                status = self.site.archive.get_status(action.status_id)
+                if status is None:
+                    return Failed(f"status {action.status_id} is not in this archive", 0)
+                answer = transport.post_json({"type": "status", "status": status.to_json()})
+            else:
+                answer = self._upload(transport, action)
+                if answer is None:
+                    return Failed(f"bytes of file {action.file_id} are not in this archive", 0)
+            action = exchange.step(answer)
+        return action
+
+    def _upload(self, transport: Transport, action: UploadFile):
+        """Stream the file's bytes from the blob store; never read whole into memory."""
+        opened = self.site.archive.open_data(action.file_id)
+        if opened is None:
+            return None
+        stream, record = opened
+        with stream:
+            return transport.upload(action.file_id, action.md5, stream, record.file_size)
+
+
+def _held_back(target: Target) -> str | None:
+    """Why this target must not be synced now, or None."""
+    if not target.enabled:
+        return "disabled; `skyrelay target enable` to sync it"
+    if target.auth_failed:
+        return (f"blocked: {target.last_error}; change the target (`skyrelay target set` or "
+                "`target enable`) to try again")
+    wait_ms = target.next_attempt_ms - now_ms()
+    if wait_ms > 0:
+        return (f"backing off after {target.failures} failures, next try in "
+                f"{wait_ms / 1000:.0f} s (last error: {target.last_error})")
+    return None

@@ -1,0 +1,168 @@
+"""HTTP to one importer: one `requests.Session`, a timeout on every call, HTTP Basic, the
+sync's `X-Trace-Id` on every request, TLS verified (with the target's CA bundle if it names
+one; there is no way to turn verification off).
+
+Every `requests` exception and error status is translated here, once, into the tree of
+`exporter.errors`; callers never see `requests`.
+"""
+
+import json
+import uuid
+from typing import Any, BinaryIO, Iterator
+
+import requests
+
+from exporter import errors
+
+CHUNK = 256 * 1024
+
+
+class MultipartFile:
+    """A multipart/form-data body with one file part, streamed from an open file.
+
+    `requests` would read a file given as `files=` into memory; this streams it and still
+    sends a Content-Length (some servers refuse chunked uploads). Field and file name are
+    `file`, as the MeteorPi exporter sends them."""
+
+    def __init__(self, stream: BinaryIO, size: int):
+        self.boundary = uuid.uuid4().hex
+        self._stream = stream
+        self._head = (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                      f"filename=\"file\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                      ).encode()
+        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self._size = size
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return len(self._head) + self._size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        while chunk := self._stream.read(CHUNK):
+            yield chunk
+        yield self._tail
+
+
+def _message(response: requests.Response) -> str:
+    """The importer's `message` from its JSON error shape, else the start of the body."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return body["message"]
+    except ValueError:
+        pass
+    text = response.text.strip().replace("\n", " ")
+    return text[:200] or response.reason or "no message"
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", 0)))
+    except ValueError:
+        return 0.0
+
+
+def check_response(response: requests.Response) -> Any:
+    """The JSON answer of a 2xx response, or the matching `ExportError`."""
+    status, where = response.status_code, f"{response.request.method} {response.url}"
+    if status == 401:
+        raise errors.AuthError(f"the importer refused the user name or password (401) at "
+                               f"{where}: {_message(response)}", status)
+    if status == 403:
+        raise errors.Forbidden(f"the user lacks the role 'import' on the importer (403): "
+                               f"{_message(response)}", status)
+    if status == 429 or status >= 500:
+        raise errors.ServerError(f"importer error {status} at {where}: {_message(response)}",
+                                 status, _retry_after(response))
+    if status in (404, 405):
+        raise errors.NotFound(f"no importer at {where} ({status}); check the target URL",
+                              status)
+    if status >= 300:
+        raise errors.Refused(f"refused ({status}): {_message(response)}", status)
+    try:
+        return response.json()
+    except ValueError:
+        raise errors.ProtocolError(f"protocol: the answer to {where} is not JSON: "
+                                   f"{response.text[:80]!r}", status) from None
+
+
+class Transport:
+    """Requests to one importer. Counts requests and bytes for reports and benchmarks."""
+
+    def __init__(self, base_url: str, user: str, password: str, timeout_s: float,
+                 trace_id: str, ca_bundle: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        self.session.auth = (user, password)
+        self.session.verify = ca_bundle or True
+        self.session.trust_env = False   # no proxy or netrc credentials from the environment
+        self.session.headers.update({"X-Trace-Id": trace_id,
+                                     "User-Agent": "skyrelay-exporter"})
+        self.requests = 0
+        self.bytes_uploaded = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+        self.requests += 1
+        try:
+            return self.session.request(method, url, timeout=self.timeout_s, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise errors.TLSError(f"TLS with {url} failed: {_reason(exc)}; if the importer "
+                                  "uses its own CA, give the target --ca-bundle PATH") from None
+        except requests.exceptions.Timeout:
+            raise errors.TimedOut(f"no answer from {url} within {self.timeout_s} s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise errors.Unreachable(f"cannot connect to {url}: {_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise errors.Unreachable(f"request to {url} failed: {_reason(exc)}") from None
+
+    def post_json(self, body: dict, path: str = "") -> Any:
+        """POST a JSON body to the import path (or below it) and return the JSON answer."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        return check_response(self._send("POST", self.base_url + path, data=data,
+                                         headers={"Content-Type": "application/json"}))
+
+    def upload(self, file_id: str, md5: str, stream: BinaryIO, size: int) -> Any:
+        """Stream one file's bytes as version 1 does: multipart field `file`."""
+        body = MultipartFile(stream, size)
+        answer = check_response(self._send(
+            "POST", f"{self.base_url}/data/{file_id}/{md5}", data=body,
+            headers={"Content-Type": body.content_type}))
+        self.bytes_uploaded += size
+        return answer
+
+    def capabilities(self) -> dict | None:
+        """The version 2 capabilities, or None when the importer speaks version 1 only."""
+        try:
+            answer = check_response(self._send("GET", self.base_url + "/capabilities"))
+        except errors.NotFound:
+            return None
+        if not isinstance(answer, dict) or not isinstance(answer.get("protocol"), list):
+            raise errors.ProtocolError(f"protocol: capabilities are not an object with "
+                                       f"'protocol': {str(answer)[:80]!r}")
+        return answer
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause, which is what an admin can act on ("Connection refused"):
+    requests wraps urllib3 errors, which wrap socket and ssl errors."""
+    for _ in range(10):
+        inner = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
+    text = str(exc) or type(exc).__name__
+    return text.split("] ", 1)[-1] if text.startswith("[") else text
