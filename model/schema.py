@@ -156,6 +156,7 @@ sync_locks = Table(
     Column("token", String(32), nullable=False),
     Column("acquired_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
+)
 
 # -- traces and jobs (migration 0003_traces) ------------------------------------------------
 
@@ -197,5 +198,5 @@ jobs = Table(
     Column("exception", Text, nullable=False),
     Column("trace_id", String(64), nullable=False),
     Column("bundle_path", Text, nullable=False),
-    Column("owner", String(128), nullable=False),        # host:pid of the process running it
+    Column("owner", String(128), nullable=False),        # host:pid:start of its process
 )
