@@ -25,6 +25,7 @@ from tqdm import tqdm
 from exporter import errors
 from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.report import SyncReport, TargetReport, human_bytes
+from exporter.sync_traces import SyncTracer
 from exporter.transport import Transport
 from model.database import now_ms
 from model.export_queue import ExportQueue, QueueItem
@@ -115,26 +116,32 @@ class Syncer:
 
     def sync_target(self, target: Target, trace_id: str) -> TargetReport:
         report = TargetReport(target.name)
+        tracer = SyncTracer(self.site.database, trace_id, target)
         report.problem = _held_back(target)
         if report.problem:
+            tracer.run_finished(report)
             return report
         try:
             lock = self.locks.acquire(target.target_id)
         except LockHeld as held:
             report.busy, report.problem = True, str(held)
+            tracer.run_finished(report)
             return report
+        tracer.run_started()
         try:
             self.queue.release_leases(target.target_id)
             self.queue.enqueue_new(target)
-            self._drain(target, trace_id, lock, report)
+            self._drain(target, trace_id, lock, report, tracer)
             self.targets.record_success(target.target_id)
         except (TargetStopped, LockLost) as stop:
             report.problem = str(stop)
         finally:
             self.locks.release(lock)
+            tracer.run_finished(report)
         return report
 
-    def _drain(self, target: Target, trace_id: str, lock, report: TargetReport) -> None:
+    def _drain(self, target: Target, trace_id: str, lock, report: TargetReport,
+               tracer: SyncTracer) -> None:
         if target.protocol == "v2":
             raise TargetStopped("protocol v2 is not implemented by this exporter yet; set the "
                                 "target's protocol to auto or v1")
@@ -151,7 +158,7 @@ class Syncer:
                 for item in page:
                     after_id = item.id
                     heartbeat.check()
-                    self._one(target, transport, item, report)
+                    self._one(target, transport, item, report, tracer)
                     bar.update(1)
                     bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
         except TargetStopped:
@@ -166,19 +173,22 @@ class Syncer:
             bar.close()
 
     def _one(self, target: Target, transport: Transport, item: QueueItem,
-             report: TargetReport) -> None:
+             report: TargetReport, tracer: SyncTracer) -> None:
         """Send one queue row and record the outcome; raise TargetStopped for target faults."""
         if item.body is None:
             self.queue.mark_done(item.id, "left the archive before it was sent")
             return
+        started = now_ms()
         try:
-            outcome = self._exchange(transport, item)
+            outcome = self._exchange(transport, item, tracer)
         except errors.AuthError as exc:
+            tracer.deferred(item.kind, item.entity_id, started, str(exc))
             self.queue.mark_deferred(item.id, str(exc))
             self.targets.record_auth_failure(target.target_id, str(exc))
             raise TargetStopped(f"{exc}; the target waits until it is changed "
                                 "(`skyrelay target set` or `target enable`)") from None
         except (errors.RetryableError, errors.NotFound) as exc:
+            tracer.deferred(item.kind, item.entity_id, started, str(exc))
             self.queue.mark_deferred(item.id, str(exc))
             retry_after = getattr(exc, "retry_after_s", 0.0)
             later = self.targets.record_retryable_failure(
@@ -188,6 +198,7 @@ class Syncer:
             raise TargetStopped(f"{exc}; backing off {wait:.0f} s") from None
         except errors.FinalError as exc:   # Refused (400, 413 …) or ProtocolError
             outcome = Failed(str(exc), 0)
+        tracer.entity(item.kind, item.entity_id, started, outcome)
         if isinstance(outcome, Complete):
             self.queue.mark_done(item.id)
             if outcome.already_present:
@@ -201,7 +212,8 @@ class Syncer:
                         outcome.reason)
             report.failed += 1
 
-    def _exchange(self, transport: Transport, item: QueueItem) -> Complete | Failed:
+    def _exchange(self, transport: Transport, item: QueueItem,
+                  tracer: SyncTracer) -> Complete | Failed:
         exchange = V1Exchange(item.kind, item.body, self.settings.max_steps)
         action = exchange.start()
         while not isinstance(action, (Complete, Failed)):
@@ -211,7 +223,9 @@ class Syncer:
                 status = self.site.archive.get_status(action.status_id)
                 if status is None:
                     return Failed(f"status {action.status_id} is not in this archive", 0)
+                sent = now_ms()
                 answer = transport.post_json({"type": "status", "status": status.to_json()})
+                tracer.status_sent(action.status_id, answer, sent)
             else:
                 answer = self._upload(transport, action)
                 if answer is None:

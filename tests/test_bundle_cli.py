@@ -14,9 +14,9 @@ from tests import bundle_kit as kit
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(cwd, *args, ok=True):
+def run(cwd, *args, ok=True, input_text=None):
     result = subprocess.run([sys.executable, "-m", "skyrelay", *args], cwd=cwd, text=True,
-                            capture_output=True, timeout=120,
+                            capture_output=True, timeout=120, input=input_text,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert (result.returncode == 0) == ok, (result.stdout, result.stderr)
     return result
@@ -79,3 +79,20 @@ def test_a_refused_bundle_exits_non_zero_with_the_reason(two_sites, tmp_path):
     assert site.archive.counts() == {"statuses": 0, "events": 0, "files": 0, "blobs": 0,
                                      "staged": 0}
     site.close()
+
+
+def test_create_with_a_targets_filter_or_iso_times(two_sites, tmp_path):
+    a, _ = two_sites
+    run(a, "target", "add", "t", "--url", "http://127.0.0.1:9/import", "--user", "u",
+        "--password-stdin", "--event-type", "meteor", "--after", "1427891460000",
+        input_text="a-long-password\n")
+    assert "1 statuses, 2 events, 4 files" in run(a, "bundle", "create", "x.tar", "--target",
+                                                  "t").stdout
+    # 1427891460000 ms is 2015-04-01T12:31:00Z: the same window written as ISO 8601
+    iso = run(a, "bundle", "create", "y.tar", "--event-type", "meteorpi:meteor", "--after",
+              "2015-04-01T12:31:00Z").stdout
+    assert "1 statuses, 2 events, 4 files" in iso
+    assert "either --target or filter" in run(a, "bundle", "create", "z.tar", "--target", "t",
+                                              "--camera", "x", ok=False).stderr
+    assert "no export target 'nope'" in run(a, "bundle", "create", "z.tar", "--target", "nope",
+                              ok=False).stderr

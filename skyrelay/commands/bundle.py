@@ -9,11 +9,8 @@ from model.bundle_ingest import IngestLimits
 from model.bundle_jobs import run_ingest_job
 from model.jobs import Jobs
 from model.selection import Selection
+from model.targets import TargetError, Targets, make_filter
 from model.traces import TraceIdError, check_trace_id, new_trace_id
-
-
-def _millis(value):
-    return None if value is None else int(value)
 
 
 def register(cli: click.Group) -> None:
@@ -31,16 +28,24 @@ def register(cli: click.Group) -> None:
     @click.option("--event-type", "event_types", multiple=True, metavar="TYPE",
                   help="Only events of this type (standalone files are left out); repeat for "
                        "several.")
-    @click.option("--after", type=click.IntRange(min=0), metavar="MS",
-                  help="Only data at or after this time (ms since the epoch).")
-    @click.option("--before", type=click.IntRange(min=0), metavar="MS",
-                  help="Only data before this time (ms since the epoch).")
+    @click.option("--after", metavar="TIME",
+                  help="Only data at or after TIME (ms since 1970, or ISO 8601 such as "
+                       "2026-01-25T16:54:50Z).")
+    @click.option("--before", metavar="TIME", help="Only data before TIME (same forms).")
+    @click.option("--target", "target_name", metavar="NAME",
+                  help="Exactly what export target NAME receives (its filter); instead of the "
+                       "filter options.")
     @pass_context
-    @domain_errors(BundleWriteError, OSError)
-    def create(ctx, out, use_gzip, cameras, event_types, after, before):
+    @domain_errors(BundleWriteError, TargetError, OSError)
+    def create(ctx, out, use_gzip, cameras, event_types, after, before, target_name):
         """Write the archive (or the part the filters select) to OUT.tar ("-": stdout)."""
-        selection = Selection(tuple(cameras), tuple(_namespaced(t) for t in event_types),
-                              _millis(after), _millis(before))
+        if target_name and (cameras or event_types or after or before):
+            raise click.UsageError("--target takes that target's filter; give either --target "
+                                   "or filter options")
+        chosen = (Targets(ctx.site.database).get(target_name).filter if target_name
+                  else make_filter(cameras, event_types, after, before))
+        selection = Selection(chosen.camera_ids, chosen.event_types, chosen.after_ms,
+                              chosen.before_ms)
         report = write_bundle(ctx.site.archive, out, selection, gzip=use_gzip)
         click.echo(f"wrote {out}: {report.statuses} statuses, {report.events} events, "
                    f"{report.files} files ({report.data_bytes} bytes of data)",
@@ -69,7 +74,3 @@ def register(cli: click.Group) -> None:
         if r.conflicts:
             click.echo(f"conflicts: see `skyrelay status {trace_id} --history`", err=True)
 
-
-def _namespaced(value: str) -> str:
-    """Event types are written `ns:name`; a bare name is in the meteorpi namespace."""
-    return value if ":" in value else f"meteorpi:{value}"

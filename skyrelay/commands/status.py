@@ -1,6 +1,7 @@
 """`skyrelay status TRACE_ID`: did the data of a sync or bundle land, and what happened to it."""
 
 import json
+import sys
 import time
 
 import click
@@ -35,20 +36,17 @@ def _cell(value, key: str) -> str:
     return "" if value is None else str(value)
 
 
-def render(summary: dict, history: list[dict] | None, output: str, source: str | None) -> str:
+def render(summary: dict, history: list[dict] | None, output: str) -> str:
     if output == "json":
-        data = dict(summary)
-        if history is not None:
-            data["history"] = history
-        if source is not None:
-            data["site"] = source
-        return json.dumps(data, indent=2)
+        return json.dumps(_with_history(summary, history), indent=2)
     text = table(SUMMARY_COLUMNS, [summary])
-    if source is not None:
-        text = f"{source}:\n{text}"
     if history is not None:
         text += "\n\n" + table(HISTORY_COLUMNS, history)
     return text
+
+
+def _with_history(summary: dict, history: list[dict] | None) -> dict:
+    return dict(summary, history=history) if history is not None else dict(summary)
 
 
 def register(cli: click.Group) -> None:
@@ -59,12 +57,45 @@ def register(cli: click.Group) -> None:
     @click.option("--history", is_flag=True, help="List every event of the trace, oldest first.")
     @click.option("--format", "output", type=click.Choice(("table", "json")), default="table",
                   show_default=True, help="Output format.")
+    @click.option("--target", "target_name", metavar="NAME",
+                  help="Also ask this export target's site (its user needs the role 'user').")
     @pass_context
-    def status(ctx, trace_id, history, output):
-        """What happened under TRACE_ID (a sync run or a bundle ingest) on this site."""
+    def status(ctx, trace_id, history, output, target_name):
+        """What happened under TRACE_ID (a sync run or a bundle ingest) on this site and,
+        with --target, on that target's site. Exit status 1 if either could not say."""
         traces = Traces(ctx.site.database)
-        summary = traces.summary(trace_id)
-        if summary is None:
-            raise click.ClickException(f"no trace {trace_id} on this site")
-        events = [e.to_json() for e in traces.history(trace_id)] if history else None
-        click.echo(render(summary, events, output, None))
+        local = traces.summary(trace_id)
+        local_history = ([e.to_json() for e in traces.history(trace_id)]
+                         if history and local else None)
+        problems = [] if local else [f"no trace {trace_id} on this site"]
+        if target_name is None:
+            if local is None:
+                raise click.ClickException(problems[0])
+            click.echo(render(local, local_history, output))
+            return
+        remote, remote_history = _ask_target(ctx, target_name, trace_id, history, problems)
+        if output == "json":
+            click.echo(json.dumps({
+                "local": local and _with_history(local, local_history),
+                "target": remote and dict(_with_history(remote, remote_history),
+                                          name=target_name)}, indent=2))
+        else:
+            for title, found, events in (("this site", local, local_history),
+                                         (f"target {target_name}", remote, remote_history)):
+                if found is not None:
+                    click.echo(f"{title}:\n{render(found, events, output)}\n")
+        for problem in problems:
+            click.echo(f"Error: {problem}", err=True)
+        if problems:
+            sys.exit(1)
+
+
+def _ask_target(ctx, name: str, trace_id: str, history: bool, problems: list):
+    from exporter.trace_query import TraceQueryError, remote_trace
+    from model.targets import TargetError, Targets
+    try:
+        target = Targets(ctx.site.database).get(name)
+        return remote_trace(target, trace_id, history, ctx.config["exporter.timeout_s"])
+    except (TargetError, TraceQueryError) as exc:
+        problems.append(str(exc))
+        return None, None
