@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy import Connection, and_, func, insert, or_, select
 
 from model import schema
 from model.database import Database, now_ms
@@ -156,17 +156,26 @@ class Traces:
             return [_from_row(row) for row in rows]
 
     def summary(self, trace_id: str) -> dict | None:
-        """`{"done", "trace_id", "trace_status", "trace_event_status"}`, or None if unknown."""
-        events = self.history(trace_id)
-        if not events:
-            return None
-        latest = {}
-        for event in events:  # oldest first: the last one seen per thing is its latest
-            latest[(event.domain, event.domain_id)] = event
-        finished = all(e.trace_status == FINISHED for e in latest.values())
-        failed = any(e.trace_event_status == FAILED for e in events)
-        return {"done": finished, "trace_id": trace_id,
-                "trace_status": FINISHED if finished else CONTINUE,
+        """`{"done", "trace_id", "trace_status", "trace_event_status"}`, or None if unknown.
+        Computed in the database: a sync's trace may hold a hundred thousand events."""
+        t = schema.trace_events.c
+        later = schema.trace_events.alias("later")
+        newer_event = select(later.c.trace_event_id).where(
+            later.c.trace_id == t.trace_id, later.c.domain == t.domain,
+            later.c.domain_id == t.domain_id,
+            or_(later.c.start_time > t.start_time,
+                and_(later.c.start_time == t.start_time,
+                     later.c.recorded_us > t.recorded_us))).exists()
+        in_trace = t.trace_id == trace_id
+        with self.db.reading() as conn:
+            if conn.scalar(select(func.count()).where(in_trace)) == 0:
+                return None
+            failed = conn.scalar(select(func.count()).where(
+                in_trace, t.trace_event_status == FAILED)) > 0
+            running = conn.scalar(select(func.count()).where(
+                in_trace, t.trace_status == CONTINUE, ~newer_event)) > 0
+        return {"done": not running, "trace_id": trace_id,
+                "trace_status": CONTINUE if running else FINISHED,
                 "trace_event_status": FAILED if failed else OK}
 
     def trace_of_file(self, file_id: str) -> str | None:
