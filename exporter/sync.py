@@ -28,6 +28,7 @@ from exporter import errors
 from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.protocol_v2 import Complete as BatchComplete, Failed as BatchFailed
 from exporter.report import SyncReport, TargetReport, human_bytes
+from exporter.sync_traces import SyncTracer
 from exporter.sync_v2 import BatchDriver, speaks_version_2
 from exporter.transport import Transport
 from model.database import now_ms
@@ -128,26 +129,32 @@ class Syncer:
 
     def sync_target(self, target: Target, trace_id: str) -> TargetReport:
         report = TargetReport(target.name)
+        tracer = SyncTracer(self.site.database, trace_id, target)
         report.problem = _held_back(target)
         if report.problem:
+            tracer.run_finished(report)
             return report
         try:
             lock = self.locks.acquire(target.target_id)
         except LockHeld as held:
             report.busy, report.problem = True, str(held)
+            tracer.run_finished(report)
             return report
+        tracer.run_started()
         try:
             self.queue.release_leases(target.target_id)
             self.queue.enqueue_new(target)
-            self._drain(target, trace_id, lock, report)
+            self._drain(target, trace_id, lock, report, tracer)
             self.targets.record_success(target.target_id)
         except (TargetStopped, LockLost) as stop:
             report.problem = str(stop)
         finally:
             self.locks.release(lock)
+            tracer.run_finished(report)
         return report
 
-    def _drain(self, target: Target, trace_id: str, lock, report: TargetReport) -> None:
+    def _drain(self, target: Target, trace_id: str, lock, report: TargetReport,
+               tracer: SyncTracer) -> None:
         total = self.queue.counts(target.target_id)["due"]
         bar = tqdm(total=total, unit="entity", desc=target.name, disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
@@ -157,20 +164,20 @@ class Syncer:
         heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
         heartbeat.start()
         try:
-            driver = self._batch_driver(target, transport) if total else None
+            driver = self._batch_driver(target, transport, tracer) if total else None
             after_id = 0
             page_size = self.settings.batch_size if driver else self.settings.page_size
             while page := self.queue.claim(target.target_id, after_id, page_size):
                 after_id = page[-1].id
                 if driver:
                     heartbeat.check()
-                    self._batch(target, driver, page, report)
+                    self._batch(target, driver, page, report, tracer)
                     bar.update(len(page))
                     bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
                     continue
                 for item in page:
                     heartbeat.check()
-                    self._one(target, transport, item, report)
+                    self._one(target, transport, item, report, tracer)
                     bar.update(1)
                     bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
         except TargetStopped:
@@ -186,19 +193,21 @@ class Syncer:
 
     # -- version 2 --------------------------------------------------------------------------
 
-    def _batch_driver(self, target: Target, transport: Transport) -> BatchDriver | None:
+    def _batch_driver(self, target: Target, transport: Transport,
+                      tracer: SyncTracer) -> BatchDriver | None:
         """Version 2 when the target allows it and the importer advertises it (`auto`; a
-        404 at capabilities means version 1), else None: version 1."""
+        404 at capabilities, or an answer that is no capabilities document, means version
+        1), else None: version 1."""
         if target.protocol == "v1":
             return None
         try:
             capabilities = transport.capabilities()
         except (errors.ProtocolError, errors.Refused) as exc:
             if isinstance(exc, errors.NotFound):
-                raise
-            capabilities = None   # an answer, but no capabilities: not a version 2 importer
+                self._target_failed(target, exc, [], tracer)
+            capabilities = None
         except errors.ExportError as exc:
-            self._target_failed(target, exc, [])
+            self._target_failed(target, exc, [], tracer)
         if not speaks_version_2(capabilities):
             if target.protocol == "v2":
                 raise TargetStopped("the target is set to protocol v2 but its importer speaks "
@@ -212,42 +221,45 @@ class Syncer:
                            settings.upload_chunk_bytes)
 
     def _batch(self, target: Target, driver: BatchDriver, page: list[QueueItem],
-               report: TargetReport) -> None:
-        gone = [item.id for item in page if item.body is None]
-        for item_id in gone:
-            self.queue.mark_done(item_id, "left the archive before it was sent")
+               report: TargetReport, tracer: SyncTracer) -> None:
+        """Send one page of the queue in batches and record every row's outcome."""
+        for item in page:
+            if item.body is None:
+                self.queue.mark_done(item.id, "left the archive before it was sent")
+        live = [item for item in page if item.body is not None]
+        started = now_ms()
         try:
-            outcomes = driver.send(page)
+            outcomes = driver.send(live)
         except errors.ExportError as exc:
-            if isinstance(exc, errors.FinalError) and not isinstance(
+            if not isinstance(exc, errors.FinalError) or isinstance(
                     exc, (errors.AuthError, errors.NotFound)):
-                outcomes = {item.id: BatchFailed(str(exc)) for item in page
-                            if item.body is not None}
-            else:
-                self._target_failed(target, exc, [i.id for i in page if i.body is not None])
-        done = [item_id for item_id, outcome in outcomes.items()
-                if isinstance(outcome, BatchComplete)]
-        self.queue.mark_done_many(done)
-        for outcome in outcomes.values():
+                self._target_failed(target, exc, live, tracer, started)
+            outcomes = {item.id: BatchFailed(str(exc)) for item in live}
+        self.queue.mark_done_many([item_id for item_id, outcome in outcomes.items()
+                                   if isinstance(outcome, BatchComplete)])
+        traced = []
+        for item in live:
+            outcome = outcomes[item.id]
             if isinstance(outcome, BatchComplete):
-                if outcome.already_present:
-                    report.already_present += 1
-                else:
-                    report.sent += 1
-        attempts = {item.id: item for item in page}
-        for item_id, outcome in outcomes.items():
-            if isinstance(outcome, BatchFailed):
-                item = attempts[item_id]
-                self.queue.mark_failed(item_id, outcome.reason,
-                                       self.settings.entity_retry_s(item.attempts))
-                log.warning("target %s: %s %s failed: %s", target.name, item.kind,
-                            item.entity_id, outcome.reason)
-                report.failed += 1
+                report.already_present += outcome.already_present
+                report.sent += not outcome.already_present
+                traced.append((item.kind, item.entity_id, Complete(0, outcome.already_present)))
+                continue
+            self.queue.mark_failed(item.id, outcome.reason,
+                                   self.settings.entity_retry_s(item.attempts))
+            log.warning("target %s: %s %s failed: %s", target.name, item.kind,
+                        item.entity_id, outcome.reason)
+            report.failed += 1
+            traced.append((item.kind, item.entity_id, Failed(outcome.reason, 0)))
+        tracer.entities(traced, started)
 
-    def _target_failed(self, target: Target, exc: errors.ExportError, item_ids: list[int]):
+    def _target_failed(self, target: Target, exc: errors.ExportError, items: list[QueueItem],
+                       tracer: SyncTracer, started: int | None = None):
         """The target (not an entity) failed: note it on the rows in hand, block (401/403)
         or back off the target (unreachable, timeout, 5xx, 429, 404…), and stop its sync."""
-        self.queue.mark_deferred_many(item_ids, str(exc))
+        tracer.deferred_many([(i.kind, i.entity_id) for i in items],
+                             started or now_ms(), str(exc))
+        self.queue.mark_deferred_many([item.id for item in items], str(exc))
         if isinstance(exc, errors.AuthError):
             self.targets.record_auth_failure(target.target_id, str(exc))
             raise TargetStopped(f"{exc}; the target waits until it is changed "
@@ -262,17 +274,19 @@ class Syncer:
     # -- version 1 --------------------------------------------------------------------------
 
     def _one(self, target: Target, transport: Transport, item: QueueItem,
-             report: TargetReport) -> None:
+             report: TargetReport, tracer: SyncTracer) -> None:
         """Send one queue row and record the outcome; raise TargetStopped for target faults."""
         if item.body is None:
             self.queue.mark_done(item.id, "left the archive before it was sent")
             return
+        started = now_ms()
         try:
-            outcome = self._exchange(transport, item)
+            outcome = self._exchange(transport, item, tracer)
         except (errors.AuthError, errors.RetryableError, errors.NotFound) as exc:
-            self._target_failed(target, exc, [item.id])
+            self._target_failed(target, exc, [item], tracer, started)
         except errors.FinalError as exc:   # Refused (400, 413 …) or ProtocolError
             outcome = Failed(str(exc), 0)
+        tracer.entity(item.kind, item.entity_id, started, outcome)
         if isinstance(outcome, Complete):
             self.queue.mark_done(item.id)
             if outcome.already_present:
@@ -286,7 +300,8 @@ class Syncer:
                         outcome.reason)
             report.failed += 1
 
-    def _exchange(self, transport: Transport, item: QueueItem) -> Complete | Failed:
+    def _exchange(self, transport: Transport, item: QueueItem,
+                  tracer: SyncTracer) -> Complete | Failed:
         exchange = V1Exchange(item.kind, item.body, self.settings.max_steps)
         action = exchange.start()
         while not isinstance(action, (Complete, Failed)):
@@ -296,7 +311,9 @@ class Syncer:
                 status = self.site.archive.get_status(action.status_id)
                 if status is None:
                     return Failed(f"status {action.status_id} is not in this archive", 0)
+                sent = now_ms()
                 answer = transport.post_json({"type": "status", "status": status.to_json()})
+                tracer.status_sent(action.status_id, answer, sent)
             else:
                 answer = self._upload(transport, action)
                 if answer is None:

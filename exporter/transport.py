@@ -205,6 +205,10 @@ class Transport:
         return check_response(self._send("POST", f"{self.base_url}/blobs", data=body,
                                          headers={"Content-Type": body.content_type}))
 
+    def get_json(self, url: str) -> Any:
+        """GET an absolute URL of the importer's site (e.g. its /status routes)."""
+        return check_response(self._send("GET", url))
+
     def capabilities(self) -> dict | None:
         """The version 2 capabilities, or None when the importer speaks version 1 only."""
         try:

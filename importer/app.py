@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from importer import access_log, import_routes, read_api, targets_api, users_api
+from importer import (access_log, bundles, import_routes, read_api, targets_api, traces_api,
+                      users_api)
 from importer.auth import CredentialCache
 from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
@@ -45,5 +46,6 @@ def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
     from importer import batch, blobs, capabilities, uploads
     return [import_routes.blueprint(url_path), read_api.blueprint(), users_api.blueprint(),
-            targets_api.blueprint(), capabilities.blueprint(url_path),
-            batch.blueprint(url_path), blobs.blueprint(url_path), uploads.blueprint(url_path)]
+            targets_api.blueprint(), bundles.blueprint(), traces_api.blueprint(),
+            capabilities.blueprint(url_path), batch.blueprint(url_path),
+            blobs.blueprint(url_path), uploads.blueprint(url_path)]

@@ -64,3 +64,16 @@ def require_role(role: str):
             return view(*args, **kwargs)
         return wrapper
     return decorate
+
+
+def authenticate_any(credentials: CredentialCache) -> User:
+    """The request's user, whatever their roles (401 if none): for routes that decide
+    themselves what a user may see, such as a job only its poster or an admin may read."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username:
+        raise _unauthorized("authentication required (HTTP Basic)")
+    user = credentials.authenticate(auth.username, auth.password or "")
+    if user is None:
+        raise _unauthorized("wrong user name or password")
+    g.user = user
+    return user

@@ -9,7 +9,7 @@ import logging
 from flask import Blueprint, current_app, g, jsonify
 from sqlalchemy.exc import IntegrityError
 
-from importer import handshake
+from importer import handshake, tracing
 from importer.auth import require_role
 from importer.errors import ApiError, bad_request
 from importer.handshake import STORE, Answer, Held
@@ -17,6 +17,7 @@ from importer.request_body import file_source, read_json, too_large
 from model import codec
 from model.archive import MissingData, MissingStatus, Outcome
 from model.blobstore import TooLarge
+from model.database import now_ms
 from model.entities import EntityError, Event, FileRecord, Status, content_hash
 
 log = logging.getLogger("skyrelay.importer")
@@ -41,11 +42,20 @@ def _importer():
 @require_role("import")
 def handshake_route():
     importer = _importer()
+    started = now_ms()
+    tracing.request_trace_id()
     body = read_json(importer.settings["importer.max_body_bytes"])
-    entity, cached = _entity_of(body, importer.cache, g.user.name)
+    try:
+        entity, cached = _entity_of(body, importer.cache, g.user.name)
+    except ApiError as refused:
+        tracing.record_refusal(importer.site.database, body, refused.message, started)
+        raise
     if entity is None:
         return jsonify(handshake.NOCACHE.to_json())
-    return jsonify(settle(importer, entity, cached).to_json())
+    held_before = importer.site.archive.held_hash(KIND[type(entity)], entity.id)
+    answer = settle(importer, entity, cached)
+    tracing.record_answer(importer.site.database, entity, answer, held_before, started)
+    return jsonify(answer.to_json())
 
 
 def _entity_of(body, cache, user: str):

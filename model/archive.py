@@ -53,6 +53,14 @@ class ImportResult:
 
 
 @dataclass(frozen=True)
+class BundleResult:
+    """What `import_bundle` did with one entity of a bundle."""
+    kind: str          # status | file | event
+    entity_id: str
+    result: ImportResult
+
+
+@dataclass(frozen=True)
 class StageResult:
     received: bool
     md5: str
@@ -326,6 +334,79 @@ class Archive:
                     for name, table in (("statuses", schema.statuses),
                                         ("events", schema.events), ("files", schema.files),
                                         ("blobs", schema.blobs), ("staged", schema.staged))}
+
+    # -- bundles ----------------------------------------------------------------------------
+
+    def import_bundle(self, statuses: Sequence[Status], files: Sequence[FileRecord],
+                      events: Sequence[Event], before_commit=None) -> list["BundleResult"]:
+        """Store a bundle's statuses, standalone file records and events in ONE transaction:
+        all of it becomes visible at once, or (on MissingStatus, MissingData or any error)
+        none of it. Entities already held are left as they are (HELD or CONFLICT results).
+
+        `before_commit(tx, results)` runs inside the transaction, so that what the caller
+        writes about the bundle (trace events) commits or vanishes with it.
+        """
+        with self.db.transaction() as tx:
+            results = [BundleResult("status", s.status_id, self._add_status_into(tx, s))
+                       for s in statuses]
+            results += [BundleResult("file", r.file_id, self._import_into(
+                tx, schema.files.c.file_id, r.file_id, r.to_json(), r.status_id, [r], None))
+                for r in files]
+            results += [BundleResult("event", e.event_id, self._import_into(
+                tx, schema.events.c.event_id, e.event_id, e.to_json(), e.status_id, e.files, e))
+                for e in events]
+            if before_commit is not None:
+                before_commit(tx, results)
+        return results
+
+    def _add_status_into(self, tx: Connection, status: Status) -> ImportResult:
+        body = status.to_json()
+        new_hash = content_hash(body)
+        held = tx.scalar(select(schema.statuses.c.content_hash)
+                         .where(schema.statuses.c.status_id == status.status_id))
+        if held is not None:
+            return _already_held(held, new_hash)
+        tx.execute(insert(schema.statuses).values(
+            status_id=status.status_id, camera_id=status.camera_id,
+            valid_from=status.valid_from, valid_to=status.valid_to,
+            body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+        return ImportResult(Outcome.STORED)
+
+    def _import_into(self, tx, id_column, entity_id, body, status_id, records,
+                     event) -> ImportResult:
+        """`_import`'s decision inside the caller's transaction (raises instead of retrying)."""
+        new_hash = content_hash(body)
+        held = tx.scalar(select(id_column.table.c.content_hash).where(id_column == entity_id))
+        if held is not None:
+            return _already_held(held, new_hash)
+        if not tx.scalar(select(func.count()).where(schema.statuses.c.status_id == status_id)):
+            raise MissingStatus(status_id)
+        present = self._present_data(tx, records)
+        missing = [r.file_id for r in records if (r.file_id, r.md5) not in present]
+        if missing:
+            raise MissingData(missing)
+        clash = self._records_held_elsewhere(tx, records)
+        if clash:
+            return ImportResult(Outcome.CONFLICT, clash, new_hash)
+        self._insert(tx, event, records, present, body, new_hash)
+        return ImportResult(Outcome.STORED)
+
+    def unstage(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Forget staged bytes (file_id, md5) that no record claimed (a refused bundle's), and
+        remove their blobs if nothing else uses them. Returns the staged rows removed."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        staged = schema.staged.c
+        shas, removed = set(), 0
+        for start in range(0, len(keys), 500):
+            chunk = or_(*(and_(staged.file_id == f, staged.md5 == m)
+                          for f, m in keys[start:start + 500]))
+            with self.db.transaction() as tx:
+                shas.update(tx.scalars(select(staged.sha256).where(chunk)))
+                removed += tx.execute(delete(schema.staged).where(chunk)).rowcount
+        self._drop_unreferenced_blobs(shas)
+        return removed
 
     # -- deletion and garbage collection ----------------------------------------------------
 

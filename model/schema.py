@@ -159,6 +159,49 @@ sync_locks = Table(
     Column("expires_ms", BigInteger, nullable=False),
 )
 
+# -- traces and jobs (migration 0003_traces) ------------------------------------------------
+
+# One row per thing that happened to an entity (or a bundle, or a sync run) under a trace ID:
+# what the importer answered, what the exporter sent, why it failed. Never updated.
+trace_events = Table(
+    "trace_events", metadata,
+    Column("trace_event_id", ID(), primary_key=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("domain", String(16), nullable=False),        # event | file | status | bundle
+    Column("domain_id", String(64), nullable=False),
+    Column("start_time", BigInteger, nullable=False),    # ms since the epoch
+    Column("end_time", BigInteger, nullable=False),
+    Column("trace_status", String(16), nullable=False),  # CONTINUE | FINISHED
+    Column("trace_event_status", String(16), nullable=False),  # OK | FAILED
+    Column("user", String(64), nullable=False),
+    Column("component", String(32), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("status_body", Text, nullable=False),
+    Column("meta", Text, nullable=False),                # JSON object
+    Column("duration", BigInteger, nullable=False),      # ms
+    Column("exception", Text, nullable=False),
+    Column("errors", Text, nullable=False),              # JSON list of strings
+    Column("recorded_us", BigInteger, nullable=False),  # orders events that start together
+    Index("ix_trace_events_trace", "trace_id", "start_time"),
+    Index("ix_trace_events_domain_id", "domain_id"),
+)
+
+# Bundle ingests (and anything else long-running a client polls with GET /get_state).
+jobs = Table(
+    "jobs", metadata,
+    Column("job_id", Integer, primary_key=True, autoincrement=True),
+    Column("user", String(64), nullable=False),
+    Column("state", String(8), nullable=False),          # OK | FAILED
+    Column("task", String(32), nullable=False),
+    Column("task_percent", Float, nullable=False),
+    Column("created", BigInteger, nullable=False),       # ms since the epoch
+    Column("updated", BigInteger, nullable=False),
+    Column("exception", Text, nullable=False),
+    Column("trace_id", String(64), nullable=False),
+    Column("bundle_path", Text, nullable=False),
+    Column("owner", String(128), nullable=False),        # host:pid:start of its process
+)
+
 # Resumable uploads (tus) being received: the partial bytes live in a file named after
 # `upload_id` in the uploads folder next to the blob store; this row says how many of them count.
 uploads = Table(

@@ -11,7 +11,7 @@ import sys
 import click
 
 from skyrelay import __version__, config as config_module
-from skyrelay.commands import config, demo, gc, serve, sync, target, users
+from skyrelay.commands import bundle, config, demo, gc, job, serve, status, sync, target, users
 from model.site import Site, open_configured_site
 
 
@@ -71,7 +71,7 @@ def cli(click_context: click.Context, config_path: str | None) -> None:
     click_context.call_on_close(click_context.obj.close)
 
 
-for module in (config, users, gc, serve, target, sync, demo):
+for module in (config, users, gc, serve, target, sync, demo, bundle, job, status):
     module.register(cli)
 
 

@@ -74,6 +74,16 @@ SETTINGS = (
             minimum=1),
     Setting("gc.grace_s", 3600, int, "Unreferenced blobs younger than this are kept.",
             minimum=0),
+    Setting("importer.max_bundle_bytes", 64 * 1024 ** 3, int,
+            "Largest bundle (POST /ingest, `bundle ingest`), packed or unpacked; larger is "
+            "refused.", minimum=1),
+    Setting("importer.max_bundle_metadata_bytes", 256 * 1024 ** 2, int,
+            "Largest metadata.json in a bundle (it is parsed in memory).", minimum=1),
+    Setting("importer.ingest_workers", 1, int,
+            "Background threads per server process that ingest bundles.", minimum=1),
+    Setting("importer.ingest_queue", 4, int,
+            "Bundles per server process that may wait for an ingest thread; more get 503.",
+            minimum=0),
 )
 
 BY_KEY = {setting.key: setting for setting in SETTINGS}
