@@ -90,6 +90,8 @@ class BatchExchange:
         self._statuses: dict[str, dict] = {}     # bodies to send in the next batch
         self._statuses_sent: set[str] = set()
         self._sent: list[Key] = []
+        self._status_order: list[str] = []
+        self.status_results: list[tuple[str, Any]] = []   # statuses of the last batch
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class BatchExchange:
         if not isinstance(results, list) or len(results) != expected:
             return self._fail_all(f"protocol: the answer to a batch of {expected} entities is "
                                   f"not {expected} results: {_show(answer)}")
+        self.status_results = list(zip(self._status_order, results[:len(self._status_order)]))
         status_ids, files = [], {}
         for key, result in zip(self._sent, results[len(self._status_order):]):
             self._read_result(key, result, status_ids, files)

@@ -164,13 +164,14 @@ class Syncer:
         heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
         heartbeat.start()
         try:
-            driver = self._batch_driver(target, transport, tracer) if total else None
-            after_id = 0
-            page_size = self.settings.batch_size if driver else self.settings.page_size
-            while page := self.queue.claim(target.target_id, after_id, page_size):
+            driver, decided, after_id = None, False, 0
+            while page := self.queue.claim(target.target_id, after_id, self.settings.batch_size
+                                           if driver else self.settings.page_size):
                 after_id = page[-1].id
+                heartbeat.check()
+                if not decided:     # ask for capabilities only when there is work
+                    driver, decided = self._batch_driver(target, transport, tracer, page), True
                 if driver:
-                    heartbeat.check()
                     self._batch(target, driver, page, report, tracer)
                     bar.update(len(page))
                     bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
@@ -193,8 +194,8 @@ class Syncer:
 
     # -- version 2 --------------------------------------------------------------------------
 
-    def _batch_driver(self, target: Target, transport: Transport,
-                      tracer: SyncTracer) -> BatchDriver | None:
+    def _batch_driver(self, target: Target, transport: Transport, tracer: SyncTracer,
+                      page: list[QueueItem]) -> BatchDriver | None:
         """Version 2 when the target allows it and the importer advertises it (`auto`; a
         404 at capabilities, or an answer that is no capabilities document, means version
         1), else None: version 1."""
@@ -202,12 +203,10 @@ class Syncer:
             return None
         try:
             capabilities = transport.capabilities()
-        except (errors.ProtocolError, errors.Refused) as exc:
-            if isinstance(exc, errors.NotFound):
-                self._target_failed(target, exc, [], tracer)
+        except (errors.ProtocolError, errors.Refused):   # (a 404 is None already)
             capabilities = None
         except errors.ExportError as exc:
-            self._target_failed(target, exc, [], tracer)
+            self._target_failed(target, exc, [i for i in page if i.body is not None], tracer)
         if not speaks_version_2(capabilities):
             if target.protocol == "v2":
                 raise TargetStopped("the target is set to protocol v2 but its importer speaks "
@@ -237,6 +236,8 @@ class Syncer:
             outcomes = {item.id: BatchFailed(str(exc)) for item in live}
         self.queue.mark_done_many([item_id for item_id, outcome in outcomes.items()
                                    if isinstance(outcome, BatchComplete)])
+        for status_id, answer in driver.statuses_sent:
+            tracer.status_sent(status_id, answer, started)
         traced = []
         for item in live:
             outcome = outcomes[item.id]

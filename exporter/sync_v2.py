@@ -41,6 +41,7 @@ class BatchDriver:
         self.max_body_bytes = _int(caps, "max_body_bytes", 16 * 1024 * 1024)
         self.blobs_request_bytes = min(self.blobs_request_bytes,
                                        _int(caps, "max_file_bytes", self.blobs_request_bytes))
+        self.statuses_sent: list[tuple[str, dict]] = []
         self.resumable = Resumable(self.transport, self._uploads_url(), self.upload_urls,
                                    self.target_name, self.upload_chunk_bytes)
 
@@ -53,6 +54,7 @@ class BatchDriver:
 
     def send(self, items: list[QueueItem]) -> dict[int, Complete | Failed]:
         """Outcome per queue row ID (rows whose entity left the archive are not included)."""
+        self.statuses_sent = []      # (status ID, the importer's result), for the traces
         live = [item for item in items if item.body is not None]
         by_key = {(item.kind, item.entity_id): item.id for item in live}
         outcomes = {}
@@ -75,6 +77,7 @@ class BatchDriver:
                     return {key: Failed(f"batch refused: {exc}") for key in exchange.keys
                             if key not in exchange.outcomes} | exchange.outcomes
                 action = exchange.answered(answer)
+                self.statuses_sent += exchange.status_results
             else:
                 statuses = {status_id: self._status(status_id) for status_id in action.status_ids}
                 action = exchange.supplied(statuses, self._send_files(action.files))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, current_app, g, jsonify
 
-from importer import handshake
+from importer import handshake, tracing
 from importer.auth import require_role
 from importer.capabilities import version2_only
 from importer.errors import bad_request
@@ -27,6 +27,7 @@ from importer.import_routes import settle
 from importer.request_body import read_json
 from model.archive import Outcome
 from model.bulk_import import store_ready
+from model.database import now_ms
 from model.entities import EntityError, Event, FileRecord, Status, content_hash
 
 log = logging.getLogger("skyrelay.importer")
@@ -102,34 +103,44 @@ def _records(entity) -> tuple[FileRecord, ...]:
 
 
 def run_batch(importer, items: list[Item]) -> list[dict]:
-    """Statuses first, then the rest; one result per item, in order."""
-    results: list[dict | None] = [None] * len(items)
+    """Statuses first, then the rest; one result per item, in order. One trace event per
+    entity that ended complete or failed, written together at the end."""
+    started = now_ms()
+    answers: list[Answer | None] = [None] * len(items)
+    held_before: list[str | None] = [None] * len(items)
     for index, item in enumerate(items):
         if item.kind == "status" and item.entity is not None:
-            results[index] = _store_status(importer, item)
+            answers[index], held_before[index] = _store_status(importer, item)
     facts = batch_facts(importer, items)
-    answers = {}
     for index, item in enumerate(items):
         if item.entity is None:
-            results[index] = _result(item, Answer(handshake.FAILED, message=item.error))
+            answers[index] = Answer(handshake.FAILED, message=item.error)
         elif item.kind != "status":
-            answers[index] = _decide(item, facts[(item.kind, item.id)])
-    ready = [items[i].entity for i, answer in answers.items() if answer is STORE]
+            held = facts[(item.kind, item.id)]
+            answers[index], held_before[index] = _decide(item, held), held.held_hash
+    ready = [items[i].entity for i, answer in enumerate(answers) if answer is STORE]
     stored = store_ready(importer.site.archive, ready)
-    for index, answer in answers.items():
+    for index, answer in enumerate(answers):
         item = items[index]
         if answer is STORE:
-            answer = (Answer(handshake.COMPLETE) if (item.kind, item.id) in stored
-                      else _store_alone(importer, item))
-        results[index] = _result(item, answer)
-    return results
+            answers[index] = (Answer(handshake.COMPLETE) if (item.kind, item.id) in stored
+                              else _store_alone(importer, item))
+    tracing.record_events(importer.site.database, (
+        tracing.answer_event(item.entity, answer, before, started) if item.entity is not None
+        else tracing.refusal_event(item.kind, item.id, item.error, started)
+        for item, answer, before in zip(items, answers, held_before)))
+    return [_result(item, answer) for item, answer in zip(items, answers)]
 
 
-def _store_status(importer, item: Item) -> dict:
-    outcome = importer.site.archive.add_status(item.entity)
-    if outcome.outcome is Outcome.CONFLICT:
-        _log_conflict(item, outcome.held_hash)
-    return _result(item, Answer(handshake.COMPLETE))
+def _store_status(importer, item: Item) -> tuple[Answer, str | None]:
+    """(answer, content hash held before): a status in a batch is complete, new or held."""
+    result = importer.site.archive.add_status(item.entity)
+    if result.outcome is Outcome.CONFLICT:
+        _log_conflict(item, result.held_hash)
+        return Answer(handshake.COMPLETE, conflict=True), result.held_hash
+    if result.outcome is Outcome.HELD:
+        return Answer(handshake.COMPLETE), content_hash(item.entity.to_json())
+    return Answer(handshake.COMPLETE), None
 
 
 def _decide(item: Item, held: Held) -> Answer:
@@ -192,6 +203,7 @@ def blueprint(url_path: str) -> Blueprint:
     @require_role("import")
     def batch():
         importer = current_app.extensions["skyrelay"]
+        tracing.request_trace_id()
         body = read_json(importer.settings["importer.max_body_bytes"])
         items = parse_batch(body, importer.settings["importer.max_batch"])
         return jsonify({"results": run_batch(importer, items)})

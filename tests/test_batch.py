@@ -151,3 +151,22 @@ def test_version_2_can_be_switched_off(sqlite_site, tmp_path):
         assert reply.status_code == 404, (method, path)
         assert reply.get_json()["state"] == "failed"
     assert USERS  # the shared users are not needed here
+
+
+def test_a_batch_is_traced_one_event_per_outcome(http):
+    s = scene(1)
+    upload_blobs(http, s.data)
+    waiting = scene(1)
+    broken = event_json(s.status["status_id"])
+    del broken["event_type"]
+    trace = new_id()
+    reply = http.request("POST", BATCH, user="exporter", headers={"X-Trace-Id": trace},
+                         json={"statuses": [s.status],
+                               "events": [s.event, waiting.event, broken]})
+    assert reply.status == 200 and reply.headers["X-Trace-Id"] == trace
+    history = http.request("GET", f"/status/{trace}/history", user="reader").json()
+    outcomes = {(e["domain"], e["domain_id"]): (e["operation"], e["trace_event_status"])
+                for e in history}
+    assert outcomes == {("status", s.status["status_id"]): ("store", "OK"),
+                        ("event", s.event["event_id"]): ("store", "OK"),
+                        ("event", broken["event_id"]): ("refuse", "FAILED")}
