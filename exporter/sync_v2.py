@@ -91,22 +91,24 @@ class BatchDriver:
 
     def _send_files(self, files: tuple[FileNeed, ...]) -> dict[str, str]:
         """Upload what the importer lacks; file ID → reason for those that did not arrive."""
+        names = self.archive.blob_names([f.file_id for f in files])
         failures = {f.file_id: "bytes are not in this archive" for f in files
-                    if not self.archive.has_file(f.file_id)}
-        ready = [f for f in files if f.file_id not in failures]
+                    if f.file_id not in names}
+        ready = [f for f in files if f.file_id in names]
         groups, large = plan_uploads(ready, self.small_file_bytes, self.blobs_request_bytes)
         for group in groups:
-            failures.update(self._send_blobs(group))
+            failures.update(self._send_blobs(group, names))
         for need in large:
             try:
                 self.resumable.send(need.file_id, need.md5, need.size,
-                                    self._opener(need.file_id))
+                                    self._opener(names[need.file_id]))
             except UploadRefused as exc:
                 failures[need.file_id] = str(exc)
         return failures
 
-    def _send_blobs(self, group: list[FileNeed]) -> dict[str, str]:
-        parts = [(f"{f.file_id}.{f.md5}", self._opener(f.file_id), f.size) for f in group]
+    def _send_blobs(self, group: list[FileNeed], names: dict[str, str]) -> dict[str, str]:
+        parts = [(f"{f.file_id}.{f.md5}", self._opener(names[f.file_id]), f.size)
+                 for f in group]
         answer = self.transport.post_blobs(parts)
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
@@ -117,12 +119,12 @@ class BatchDriver:
         return {f.file_id: f"not received: {messages.get(f.file_id) or 'no reason given'}"
                 for f in group if f.file_id not in received}
 
-    def _opener(self, file_id: str) -> Callable[[], BinaryIO]:
+    def _opener(self, sha256: str) -> Callable[[], BinaryIO]:
         def open_stream() -> BinaryIO:
-            opened = self.archive.open_data(file_id)
-            if opened is None:
-                raise errors.FinalError(f"bytes of file {file_id} left the archive")
-            return opened[0]
+            try:
+                return self.archive.blobs.open(sha256)
+            except FileNotFoundError:
+                raise errors.FinalError(f"blob {sha256} left the archive") from None
         return open_stream
 
 

@@ -21,7 +21,9 @@ from model.blobstore import TooLarge
 from model.codec import EntityError, md5_hex, uuid_hex
 from model.staging import StagingBatch
 
-STAGE_EVERY = 256
+# Files made durable (one syncfs, which costs tens of milliseconds whatever it flushes) and
+# recorded together: in practice once per request, as an exporter bounds its /blobs requests.
+STAGE_EVERY = 2048
 
 
 def parse_part_name(name: str) -> tuple[str, str]:

@@ -28,6 +28,33 @@ def _find_syncfs():
 
 _SYNCFS = _find_syncfs()
 
+# Received bytes are not read again soon, and holding them in the page cache makes every
+# large transfer allocate fresh memory (on a VM each fresh page is a fault to the host: it
+# made writing a 1 GiB upload 3 to 4 times slower). Every DROP_EVERY bytes the file is
+# synced and its pages released, so the next writes reuse them.
+DROP_EVERY = 64 * 1024 * 1024
+
+
+class PageDropper:
+    """Call `wrote(n)` after each write to an open file; it syncs and releases the written
+    pages every DROP_EVERY bytes. `finish()` after the last write (and its fsync)."""
+
+    def __init__(self, handle, start: int = 0):
+        self._handle, self._synced, self._written = handle, start, start
+
+    def wrote(self, nbytes: int) -> None:
+        self._written += nbytes
+        if self._written - self._synced >= DROP_EVERY:
+            self._handle.flush()
+            os.fdatasync(self._handle.fileno())
+            self.finish()
+
+    def finish(self) -> None:
+        if hasattr(os, "posix_fadvise") and self._written > self._synced:
+            os.posix_fadvise(self._handle.fileno(), self._synced, self._written - self._synced,
+                             os.POSIX_FADV_DONTNEED)
+        self._synced = self._written
+
 
 class TooLarge(Exception):
     """The stream went past the size limit; nothing was kept."""
@@ -108,6 +135,7 @@ class LocalBlobStore:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self._root_text = str(self.root)
         self.temp_dir = self.root / "tmp"
         self.temp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -122,6 +150,7 @@ class LocalBlobStore:
         handle, name = tempfile.mkstemp(dir=self.temp_dir, prefix="incoming-")
         try:
             with os.fdopen(handle, "wb") as out:
+                pages = PageDropper(out)
                 for chunk in _chunks(source):
                     size += len(chunk)
                     if limit is not None and size > limit:
@@ -129,9 +158,12 @@ class LocalBlobStore:
                     md5.update(chunk)
                     sha256.update(chunk)
                     out.write(chunk)
+                    pages.wrote(len(chunk))
                 out.flush()
                 if durable:
                     os.fsync(out.fileno())
+                if size >= DROP_EVERY:
+                    pages.finish()
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise
@@ -156,7 +188,9 @@ class LocalBlobStore:
             os.close(handle)
 
     def open(self, sha256: str) -> BinaryIO:
-        return open(self.path_of(sha256), "rb")
+        # A string path, not `path_of`: an exporter opens thousands of small blobs a second
+        # and pathlib's joins were a tenth of its time.
+        return open(f"{self._root_text}/{sha256[:2]}/{sha256[2:4]}/{sha256}", "rb")
 
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).exists()

@@ -34,7 +34,7 @@ from sqlalchemy import delete, insert, select, update
 
 from model import codec, schema
 from model.archive import Archive
-from model.blobstore import BlobInfo, TooLarge
+from model.blobstore import BlobInfo, PageDropper, TooLarge
 from model.database import Database, now_ms
 from model.staging import stage_file
 
@@ -416,6 +416,7 @@ def _write_chunk(path: Path, upload: Upload, read, declared, digests: _Digests,
     with open(path, "r+b") as out:
         out.seek(upload.offset)
         out.truncate()
+        pages = PageDropper(out, upload.offset)
         while received < want:
             block = read(min(BLOCK, want - received))
             if not block:
@@ -426,10 +427,12 @@ def _write_chunk(path: Path, upload: Upload, read, declared, digests: _Digests,
             digests.update(block)
             if chunk_hash is not None:
                 chunk_hash.update(block)
+            pages.wrote(len(block))
         if declared is None and received == room and room and read(1):
             raise ChunkTooLong(f"the body goes past the upload's length {upload.length}")
         out.flush()
         os.fsync(out.fileno())
+        pages.finish()
     return received
 
 
