@@ -79,13 +79,15 @@ def _file_needs(kind: str, body: dict) -> dict:
 
 
 class BatchExchange:
-    def __init__(self, entities: Iterable[tuple[str, dict]], max_rounds: int = MAX_ROUNDS):
+    def __init__(self, entities: Iterable[tuple[str, dict]], max_rounds: int = MAX_ROUNDS,
+                 max_batch: int = 500):
         self._open: dict[Key, _Entity] = {}
         for kind, body in entities:
             self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, _file_needs(kind, body))
         self.keys = list(self._open)
         self.outcomes: dict[Key, Complete | Failed] = {}
         self.max_rounds = max_rounds
+        self.max_batch = max_batch
         self.rounds = 0
         self._statuses: dict[str, dict] = {}     # bodies to send in the next batch
         self._statuses_sent: set[str] = set()
@@ -106,15 +108,20 @@ class BatchExchange:
                 self._fail(key, f"not complete after {self.rounds} batch requests")
             return Finished(dict(self.outcomes))
         self.rounds += 1
+        # Statuses and entities together must fit in max_batch; if they do not, the
+        # statuses go first, alone (the entities follow in the next batch).
+        alone = len(self._statuses) + len(self._open) > self.max_batch
         body = {"statuses": list(self._statuses.values()),
-                "files": [e.body for k, e in self._open.items() if k[0] == "file"],
-                "events": [e.body for k, e in self._open.items() if k[0] == "event"]}
+                "files": [] if alone else [e.body for k, e in self._open.items()
+                                           if k[0] == "file"],
+                "events": [] if alone else [e.body for k, e in self._open.items()
+                                            if k[0] == "event"]}
         self._statuses_sent |= set(self._statuses)
         self._status_order = list(self._statuses)
         self._statuses = {}
         # The importer answers statuses, then files, then events: keep the same order.
-        self._sent = ([k for k in self._open if k[0] == "file"]
-                      + [k for k in self._open if k[0] == "event"])
+        self._sent = [] if alone else ([k for k in self._open if k[0] == "file"]
+                                       + [k for k in self._open if k[0] == "event"])
         return PostBatch(body)
 
     def _fail(self, key: Key, reason: str) -> None:
@@ -140,7 +147,7 @@ class BatchExchange:
         for key, result in zip(self._sent, results[len(self._status_order):]):
             self._read_result(key, result, status_ids, files)
         if not status_ids and not files:
-            return self._next_batch()
+            return self._next_batch()   # (also after a batch of statuses alone)
         return Supply(tuple(dict.fromkeys(status_ids)), tuple(files.values()))
 
     def _read_result(self, key: Key, result: Any, status_ids: list, files: dict) -> None:

@@ -37,7 +37,8 @@ class BatchDriver:
 
     def __post_init__(self):
         caps = self.capabilities
-        self.batch_size = max(1, min(self.batch_size, _int(caps, "max_batch", self.batch_size)))
+        # At least 2: room for one status beside one entity.
+        self.batch_size = max(2, min(self.batch_size, _int(caps, "max_batch", self.batch_size)))
         self.max_body_bytes = _int(caps, "max_body_bytes", 16 * 1024 * 1024)
         self.blobs_request_bytes = min(self.blobs_request_bytes,
                                        _int(caps, "max_file_bytes", self.blobs_request_bytes))
@@ -65,7 +66,7 @@ class BatchDriver:
         return outcomes
 
     def _exchange(self, batch) -> dict:
-        exchange = BatchExchange(batch)
+        exchange = BatchExchange(batch, max_batch=self.batch_size)
         action = exchange.start()
         while not isinstance(action, Finished):
             if isinstance(action, PostBatch):

@@ -130,3 +130,18 @@ def test_planning():
     assert [[f.file_id for f in g] for g in groups] == [["0"], ["1"], ["2", "4"]]
     assert [f.file_id for f in large] == ["3"]
     assert isinstance(Supply((), ()), Supply)
+
+
+def test_statuses_go_alone_when_they_would_not_fit():
+    bodies = [event(n) for n in range(3)]
+    exchange = BatchExchange([("event", b) for b in bodies], max_batch=3)
+    exchange.start()
+    exchange.answered({"results": [result(b, "need_status", status_id=STATUS)
+                                   for b in bodies]})
+    alone = exchange.supplied({STATUS: {"status_id": STATUS}}, {})
+    assert alone.body == {"statuses": [{"status_id": STATUS}], "files": [], "events": []}
+    then = exchange.answered({"results": [{"type": "status", "id": STATUS,
+                                           "state": "complete"}]})
+    assert then.body["statuses"] == [] and then.body["events"] == bodies
+    done = exchange.answered({"results": [result(b, "complete") for b in bodies]})
+    assert all(o == Complete(False) for o in done.outcomes.values())

@@ -192,3 +192,15 @@ def test_the_bandwidth_limit_holds_for_blobs_and_version_1(site_a, server_factor
     assert verify(c.url, c.auth("exporter"), generated).problems == []
     assert requests_in_log(b, "POST /import/blobs ") >= 1
     assert REPO.exists()
+
+
+def test_a_small_max_batch_leaves_room_for_statuses(site_a, server_factory):
+    generated = fill(site_a, cameras=2, events_per_camera=4, standalone_per_camera=0)
+    b = server_factory("b", users=USERS, settings={"importer.max_batch": 4})
+    target(site_a, b.import_url)
+    report = Syncer(site_a, SyncSettings(timeout_s=10)).run()
+    assert report.ok, report.targets[0].problem
+    assert verify(b.url, b.auth("exporter"), generated).problems == []
+    codes = [line.split("/import/batch ")[1].split()[0] for line in b.log().splitlines()
+             if "/import/batch " in line]
+    assert len(codes) >= 4 and set(codes) == {"200"}
