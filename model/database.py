@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.exc import OperationalError
 
@@ -57,7 +55,10 @@ class Database:
         with self.engine.connect() as connection:
             yield connection
 
-    def _alembic_config(self, connection: Connection) -> AlembicConfig:
+    def _alembic_config(self, connection: Connection):
+        # Imported here: alembic is a tenth of a second of every command's start, and only
+        # migrating needs it.
+        from alembic.config import Config as AlembicConfig
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection
@@ -69,6 +70,7 @@ class Database:
         Each capability adds its tables in its own branch off 0001, so there may be
         several heads; all of them are applied."""
         with self.engine.begin() as connection:
+            from alembic import command
             command.upgrade(self._alembic_config(connection), "heads")
 
     def dispose(self) -> None:

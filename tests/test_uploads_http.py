@@ -155,3 +155,15 @@ def test_tus_version_and_auth(importer_client):
     assert importer_client.head(url, headers={"Tus-Resumable": "1.0.0"}).status_code == 401
     assert importer_client.post(BASE, headers={**tus("reader"), "Upload-Length": "1"}) \
         .status_code == 403
+
+
+def test_an_expired_upload_is_gone(importer_client, sqlite_site):
+    from sqlalchemy import update
+
+    from model import schema
+    url, _ = create(importer_client, b"some bytes")
+    with sqlite_site.database.transaction() as tx:
+        tx.execute(update(schema.uploads).values(expires_ms=0))
+    gone = patch(importer_client, url, 0, b"some bytes")
+    assert gone.status_code == 410 and "expired" in gone.get_json()["message"]
+    assert importer_client.head(url, headers=tus()).status_code == 404
