@@ -23,7 +23,6 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,11 +33,11 @@ from sqlalchemy import delete, insert, select, update
 
 from model import codec, schema
 from model.archive import Archive
-from model.blobstore import BlobInfo, PageDropper, TooLarge
+from model.blobstore import BlobInfo, TooLarge
 from model.database import Database, now_ms
 from model.staging import stage_file
+from model.upload_bytes import BLOCK, BodyTooLong, Digests, truncate, write_chunk
 
-BLOCK = 1024 * 1024
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1}  # tus requires sha1; we add md5
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
@@ -88,43 +87,6 @@ class Upload:
     metadata: str
     complete: bool
     expires_ms: int
-
-
-# MD5 is the slowest step of receiving a large file (slower than SHA-256 with CPU support,
-# and than writing to the page cache). hashlib lets go of the GIL while it hashes, so the MD5
-# of one block runs on a helper thread while the request's thread writes the block, updates
-# the SHA-256 and reads the next one. Threads start on first use (after gunicorn's fork).
-_MD5_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyrelay-md5")
-
-
-class _Digests:
-    """The running MD5 and SHA-256 of an upload's first `offset` bytes."""
-
-    def __init__(self, offset: int = 0, md5=None, sha256=None):
-        self.offset = offset
-        self._md5 = md5 or hashlib.md5()
-        self.sha256 = sha256 or hashlib.sha256()
-        self._md5_busy: Future | None = None
-
-    def update(self, block: bytes) -> None:
-        """Hash `block` (MD5 on a helper thread, one block in flight at most)."""
-        self._wait()
-        self._md5_busy = _MD5_THREADS.submit(self._md5.update, block)
-        self.sha256.update(block)
-        self.offset += len(block)
-
-    def _wait(self) -> None:
-        if self._md5_busy is not None:
-            busy, self._md5_busy = self._md5_busy, None
-            busy.result()
-
-    def md5_hex(self) -> str:
-        self._wait()
-        return self._md5.hexdigest()
-
-    def copy(self) -> "_Digests":
-        self._wait()
-        return _Digests(self.offset, self._md5.copy(), self.sha256.copy())
 
 
 def _row_to_upload(row) -> Upload:
@@ -196,7 +158,7 @@ class Uploads:
         upload = self._load(upload_id)
         if length == 0:
             with self._locked(upload_id):
-                upload = self._finish(upload, _Digests())
+                upload = self._finish(upload, Digests())
         return upload
 
     def get(self, owner: str, upload_id: str) -> Upload:
@@ -278,15 +240,17 @@ class Uploads:
         chunk_hash = CHECKSUMS[checksum[0]]() if checksum else None
         path = self.partial_path(upload.upload_id)
         try:
-            received = _write_chunk(path, upload, read, declared, after, chunk_hash)
-        except BaseException:
-            _truncate(path, upload.offset)
+            received = write_chunk(path, upload, read, declared, after, chunk_hash)
+        except BaseException as exc:
+            truncate(path, upload.offset)
             self._keep_digests(upload.upload_id, before)
+            if isinstance(exc, BodyTooLong):
+                raise ChunkTooLong(str(exc)) from None
             raise
         if checksum is not None and (
                 (declared is not None and received < declared)
                 or chunk_hash.digest() != checksum[1]):
-            _truncate(path, upload.offset)
+            truncate(path, upload.offset)
             self._keep_digests(upload.upload_id, before)
             if declared is not None and received < declared:
                 return upload  # cut short: the client is gone, and the chunk cannot be checked
@@ -311,21 +275,21 @@ class Uploads:
 
     # -- digests ----------------------------------------------------------------------------
 
-    def _take_digests(self, upload: Upload) -> _Digests:
+    def _take_digests(self, upload: Upload) -> Digests:
         with self._digests_lock:
             digests = self._digests.pop(upload.upload_id, None)
         if digests is not None and digests.offset == upload.offset:
             return digests
         return self._rehash(upload)
 
-    def _keep_digests(self, upload_id: str, digests: _Digests) -> None:
+    def _keep_digests(self, upload_id: str, digests: Digests) -> None:
         with self._digests_lock:
             self._digests[upload_id] = digests
 
-    def _rehash(self, upload: Upload) -> _Digests:
+    def _rehash(self, upload: Upload) -> Digests:
         """Digests of the partial file's first `offset` bytes (after a restart, or when the
         previous chunk went to another process)."""
-        digests = _Digests()
+        digests = Digests()
         with open(self.partial_path(upload.upload_id), "rb") as partial:
             while digests.offset < upload.offset:
                 block = partial.read(min(BLOCK, upload.offset - digests.offset))
@@ -339,7 +303,7 @@ class Uploads:
 
     # -- the last byte ----------------------------------------------------------------------
 
-    def _finish(self, upload: Upload, digests: _Digests) -> Upload:
+    def _finish(self, upload: Upload, digests: Digests) -> Upload:
         md5 = digests.md5_hex()
         if md5 != upload.md5:
             self._reset(upload)
@@ -381,7 +345,7 @@ class Uploads:
     def _reset(self, upload: Upload) -> None:
         path = self.partial_path(upload.upload_id)
         path.touch()
-        _truncate(path, 0)
+        truncate(path, 0)
         with self.db.transaction() as tx:
             tx.execute(update(schema.uploads)
                        .where(schema.uploads.c.upload_id == upload.upload_id)
@@ -405,37 +369,3 @@ class Uploads:
             self._digests.pop(upload_id, None)
         self.partial_path(upload_id).unlink(missing_ok=True)
         (self.folder / f"{upload_id}.lock").unlink(missing_ok=True)
-
-
-def _write_chunk(path: Path, upload: Upload, read, declared, digests: _Digests,
-                 chunk_hash) -> int:
-    """Append the body at the upload's offset, updating the digests; returns bytes written."""
-    room = upload.length - upload.offset
-    want = room if declared is None else declared
-    received = 0
-    with open(path, "r+b") as out:
-        out.seek(upload.offset)
-        out.truncate()
-        pages = PageDropper(out, upload.offset)
-        while received < want:
-            block = read(min(BLOCK, want - received))
-            if not block:
-                break
-            block = block[:want - received]
-            received += len(block)
-            out.write(block)
-            digests.update(block)
-            if chunk_hash is not None:
-                chunk_hash.update(block)
-            pages.wrote(len(block))
-        if declared is None and received == room and room and read(1):
-            raise ChunkTooLong(f"the body goes past the upload's length {upload.length}")
-        out.flush()
-        os.fsync(out.fileno())
-        pages.finish()
-    return received
-
-
-def _truncate(path: Path, size: int) -> None:
-    with open(path, "r+b") as handle:
-        handle.truncate(size)

@@ -4,7 +4,7 @@ client on SQLite and PostgreSQL and against `skyrelay serve` (the `http` fixture
 import pytest
 
 from importer.app import create_app
-from tests.importer_fixtures import (SETTINGS, USERS, event_json, file_json, http,  # noqa: F401
+from tests.importer_fixtures import (SETTINGS, event_json, file_json, http,  # noqa: F401
                                      md5_of, new_id, scene, site_config, status_json)
 
 BATCH = "/import/batch"
@@ -150,7 +150,6 @@ def test_version_2_can_be_switched_off(sqlite_site, tmp_path):
                                                           "Tus-Resumable": "1.0.0"})
         assert reply.status_code == 404, (method, path)
         assert reply.get_json()["state"] == "failed"
-    assert USERS  # the shared users are not needed here
 
 
 def test_a_batch_is_traced_one_event_per_outcome(http):
