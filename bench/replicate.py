@@ -286,7 +286,11 @@ def main() -> None:
         print(f"  ratio: v2 end to end / md5 rate {ratio:.2f} "
               f"({big['bytes'] / MIB / v2.sync_s / big['md5']:.2f} counting the sync alone, "
               "without the interpreter's start)")
-        verdict("v2 end to end >= 0.6 x md5 rate", ratio, 0.6, "higher")
+        if large >= 1024:
+            verdict("v2 end to end >= 0.6 x md5 rate", ratio, 0.6, "higher")
+        else:
+            print(f"  (the 0.6 x md5 target is for 1 GiB; at {large} MiB the fixed cost of "
+                  "starting a sync dominates)")
         if not args.quick:
             memory_targets(root)
         else:
