@@ -1,7 +1,7 @@
 """`/api/users` (role camera_admin): list, add and remove the users of this site, and change
 their roles. Passwords go in only; what comes out is names and roles."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from importer.auth import require_role
 from importer.errors import ApiError, bad_request

@@ -10,22 +10,19 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from model import schema
 from model.blobstore import BlobInfo, BlobStore
+from model.cleanup import ArchiveCleanup
 from model.database import Database, now_ms
 from model.entities import Event, FileRecord, Status, canonical_json, content_hash
+from model.sql_helpers import IN_CHUNK, insert_ignoring_duplicates, lock_blob
 
 
 REMOVED_WHILE_STORED = ("the bytes were removed while being stored (a concurrent delete); "
                          "send them again")
-
-# Values per SQL `IN (…)`: far below SQLite's and PostgreSQL's parameter limits.
-IN_CHUNK = 500
-
 
 class Outcome(enum.Enum):
     STORED = "stored"        # new, now held
@@ -68,49 +65,6 @@ class StageResult:
     message: str | None = None
 
 
-@dataclass(frozen=True)
-class GcReport:
-    staged_expired: int
-    blobs_removed: int
-    bytes_freed: int
-    temporaries_removed: int
-    dry_run: bool
-
-
-def _insert_ignoring_duplicates(connection: Connection, table, values: dict | list[dict],
-                                update: Sequence[str] = ()) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, or DO UPDATE of the `update` columns: one statement,
-    so two concurrent writers of the same key cannot both miss it and collide. A list of
-    rows (distinct keys) is one executemany."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    many = isinstance(values, list)
-    statement = dialect.insert(table) if many else dialect.insert(table).values(**values)
-    if update:
-        statement = statement.on_conflict_do_update(
-            index_elements=[column.name for column in table.primary_key],
-            set_={name: statement.excluded[name] for name in update})
-    else:
-        statement = statement.on_conflict_do_nothing()
-    if many:
-        connection.execute(statement, values)
-    else:
-        connection.execute(statement)
-
-
-def _lock_blob(connection: Connection, sha256: str) -> None:
-    """Serialise the writer of a blob's rows and the remover of its file.
-
-    A remover (delete, gc) deletes a file only under this lock and only if no row names the
-    blob; a writer (stage_bytes) checks under it that the file is still there before it writes
-    the rows. Without it, bytes staged again while the last record using them is deleted
-    could get a staged row pointing at a removed file. SQLite needs nothing more (BEGIN
-    IMMEDIATE serialises write transactions); PostgreSQL takes an advisory lock held until
-    the transaction ends."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                           {"key": int(sha256[:15], 16)})
-
-
 def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
     column = {"string": "string_value", "number": "number_value", "date": "date_value"}
     return [{"event_id": event_id, "file_id": file_id, "position": position, "type": m.type,
@@ -118,7 +72,7 @@ def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
              column[m.type]: m.value} for position, m in enumerate(meta)]
 
 
-class Archive:
+class Archive(ArchiveCleanup):
     def __init__(self, database: Database, blobs: BlobStore, staged_ttl_s: float | None = None):
         """`staged_ttl_s`: staged bytes older than this no longer count as received (gc
         removes them later); None keeps them until gc."""
@@ -129,24 +83,27 @@ class Archive:
     # -- statuses ---------------------------------------------------------------------------
 
     def add_status(self, status: Status) -> ImportResult:
-        body = status.to_json()
-        new_hash = content_hash(body)
         try:
             with self.db.transaction() as tx:
-                held = tx.scalar(select(schema.statuses.c.content_hash)
-                                 .where(schema.statuses.c.status_id == status.status_id))
-                if held is not None:
-                    return _already_held(held, new_hash)
-                tx.execute(insert(schema.statuses).values(
-                    status_id=status.status_id, camera_id=status.camera_id,
-                    valid_from=status.valid_from, valid_to=status.valid_to,
-                    body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+                return self._add_status_into(tx, status)
         except IntegrityError:
             # Another request stored the same status between our check and our insert.
             held = self._hash_of(schema.statuses.c.status_id, status.status_id)
             if held is None:
                 raise
+            return _already_held(held, content_hash(status.to_json()))
+
+    def _add_status_into(self, tx: Connection, status: Status) -> ImportResult:
+        body = status.to_json()
+        new_hash = content_hash(body)
+        held = tx.scalar(select(schema.statuses.c.content_hash)
+                         .where(schema.statuses.c.status_id == status.status_id))
+        if held is not None:
             return _already_held(held, new_hash)
+        tx.execute(insert(schema.statuses).values(
+            status_id=status.status_id, camera_id=status.camera_id,
+            valid_from=status.valid_from, valid_to=status.valid_to,
+            body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
         return ImportResult(Outcome.STORED)
 
     def missing_statuses(self, status_ids: Sequence[str]) -> list[str]:
@@ -195,7 +152,7 @@ class Archive:
         with self.db.transaction() as tx:
             kept = []
             for _, _, info in entries:
-                _lock_blob(tx, info.sha256)
+                lock_blob(tx, info.sha256)
                 kept.append(self.blobs.exists(info.sha256))
             created = now_ms()
             live = [entry for entry, ok in zip(entries, kept) if ok]
@@ -204,8 +161,8 @@ class Archive:
             staged = {(f, m): {"file_id": f, "md5": m, "sha256": info.sha256,
                                "created_ms": created} for f, m, info in live}
             if live:
-                _insert_ignoring_duplicates(tx, schema.blobs, list(blobs.values()))
-                _insert_ignoring_duplicates(tx, schema.staged, list(staged.values()),
+                insert_ignoring_duplicates(tx, schema.blobs, list(blobs.values()))
+                insert_ignoring_duplicates(tx, schema.staged, list(staged.values()),
                                             update=("sha256", "created_ms"))
         return kept
 
@@ -280,36 +237,42 @@ class Archive:
                             record.status_id, [record], None)
 
     def _import(self, id_column, entity_id, body, status_id, records, event) -> ImportResult:
-        new_hash = content_hash(body)
         try:
             with self.db.transaction() as tx:
-                held = tx.scalar(select(id_column.table.c.content_hash)
-                                 .where(id_column == entity_id))
-                if held is not None:
-                    return _already_held(held, new_hash)
-                unknown = _first_missing_status(tx, [status_id, *(r.status_id for r in records)])
-                if unknown:
-                    raise MissingStatus(unknown)
-                present = self._present_data(tx, records)
-                missing = [r.file_id for r in records if (r.file_id, r.md5) not in present]
-                if missing:
-                    raise MissingData(missing)
-                clash = self._records_held_elsewhere(tx, records)
-                if clash:
-                    # Under READ COMMITTED a concurrent import of this very entity may have
-                    # committed since our first look: then it is held, not a conflict.
-                    held = tx.scalar(select(id_column.table.c.content_hash)
-                                     .where(id_column == entity_id))
-                    if held is not None:
-                        return _already_held(held, new_hash)
-                    return ImportResult(Outcome.CONFLICT, clash, new_hash)
-                self._insert(tx, event, records, present, body, new_hash)
+                return self._import_into(tx, id_column, entity_id, body, status_id, records,
+                                         event)
         except IntegrityError:
             # Another request stored the same entity between our check and our insert.
             held = self._hash_of(id_column, entity_id)
             if held is None:
                 raise
+            return _already_held(held, content_hash(body))
+
+    def _import_into(self, tx, id_column, entity_id, body, status_id, records,
+                     event) -> ImportResult:
+        """Decide and store inside the caller's transaction; raises MissingStatus or
+        MissingData when the entity cannot be stored yet."""
+        new_hash = content_hash(body)
+        held = tx.scalar(select(id_column.table.c.content_hash).where(id_column == entity_id))
+        if held is not None:
             return _already_held(held, new_hash)
+        unknown = _first_missing_status(tx, [status_id, *(r.status_id for r in records)])
+        if unknown:
+            raise MissingStatus(unknown)
+        present = self._present_data(tx, records)
+        missing = [r.file_id for r in records if (r.file_id, r.md5) not in present]
+        if missing:
+            raise MissingData(missing)
+        clash = self._records_held_elsewhere(tx, records)
+        if clash:
+            # Under READ COMMITTED a concurrent import of this very entity may have
+            # committed since our first look: then it is held, not a conflict.
+            held = tx.scalar(select(id_column.table.c.content_hash)
+                             .where(id_column == entity_id))
+            if held is not None:
+                return _already_held(held, new_hash)
+            return ImportResult(Outcome.CONFLICT, clash, new_hash)
+        self._insert(tx, event, records, present, body, new_hash)
         return ImportResult(Outcome.STORED)
 
     def _records_held_elsewhere(self, tx: Connection, records) -> str | None:
@@ -371,139 +334,6 @@ class Archive:
                 before_commit(tx, results)
         return results
 
-    def _add_status_into(self, tx: Connection, status: Status) -> ImportResult:
-        body = status.to_json()
-        new_hash = content_hash(body)
-        held = tx.scalar(select(schema.statuses.c.content_hash)
-                         .where(schema.statuses.c.status_id == status.status_id))
-        if held is not None:
-            return _already_held(held, new_hash)
-        tx.execute(insert(schema.statuses).values(
-            status_id=status.status_id, camera_id=status.camera_id,
-            valid_from=status.valid_from, valid_to=status.valid_to,
-            body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
-        return ImportResult(Outcome.STORED)
-
-    def _import_into(self, tx, id_column, entity_id, body, status_id, records,
-                     event) -> ImportResult:
-        """`_import`'s decision inside the caller's transaction (raises instead of retrying)."""
-        new_hash = content_hash(body)
-        held = tx.scalar(select(id_column.table.c.content_hash).where(id_column == entity_id))
-        if held is not None:
-            return _already_held(held, new_hash)
-        if not tx.scalar(select(func.count()).where(schema.statuses.c.status_id == status_id)):
-            raise MissingStatus(status_id)
-        present = self._present_data(tx, records)
-        missing = [r.file_id for r in records if (r.file_id, r.md5) not in present]
-        if missing:
-            raise MissingData(missing)
-        clash = self._records_held_elsewhere(tx, records)
-        if clash:
-            return ImportResult(Outcome.CONFLICT, clash, new_hash)
-        self._insert(tx, event, records, present, body, new_hash)
-        return ImportResult(Outcome.STORED)
-
-    def unstage(self, keys: Iterable[tuple[str, str]]) -> int:
-        """Forget staged bytes (file_id, md5) that no record claimed (a refused bundle's), and
-        remove their blobs if nothing else uses them. Returns the staged rows removed."""
-        keys = list(keys)
-        if not keys:
-            return 0
-        staged = schema.staged.c
-        shas, removed = set(), 0
-        for start in range(0, len(keys), 500):
-            chunk = or_(*(and_(staged.file_id == f, staged.md5 == m)
-                          for f, m in keys[start:start + 500]))
-            with self.db.transaction() as tx:
-                shas.update(tx.scalars(select(staged.sha256).where(chunk)))
-                removed += tx.execute(delete(schema.staged).where(chunk)).rowcount
-        self._drop_unreferenced_blobs(shas)
-        return removed
-
-    # -- deletion and garbage collection ----------------------------------------------------
-
-    def delete_event(self, event_id: str) -> bool:
-        """Rows first (event, its file records and meta, in one transaction), then blobs."""
-        with self.db.transaction() as tx:
-            shas = list(tx.scalars(select(schema.files.c.sha256)
-                                   .where(schema.files.c.event_id == event_id)))
-            deleted = tx.execute(delete(schema.events)
-                                 .where(schema.events.c.event_id == event_id)).rowcount
-            tx.execute(delete(schema.meta).where(schema.meta.c.file_id.in_(
-                select(schema.files.c.file_id).where(schema.files.c.event_id == event_id))))
-            tx.execute(delete(schema.files).where(schema.files.c.event_id == event_id))
-            tx.execute(delete(schema.meta).where(schema.meta.c.event_id == event_id))
-        self._drop_unreferenced_blobs(shas)
-        return bool(deleted)
-
-    def delete_file(self, file_id: str) -> bool:
-        """A standalone file record; a record that belongs to an event goes with its event."""
-        with self.db.transaction() as tx:
-            sha = tx.scalar(select(schema.files.c.sha256).where(
-                schema.files.c.file_id == file_id, schema.files.c.event_id.is_(None)))
-            if sha is None:
-                return False
-            tx.execute(delete(schema.meta).where(schema.meta.c.file_id == file_id))
-            tx.execute(delete(schema.files).where(schema.files.c.file_id == file_id))
-        self._drop_unreferenced_blobs([sha])
-        return True
-
-    def _drop_unreferenced_blobs(self, shas: Iterable[str]) -> None:
-        dropped = []
-        for sha in set(shas):
-            with self.db.transaction() as tx:
-                if tx.execute(delete(schema.blobs).where(
-                        schema.blobs.c.sha256 == sha, ~_blob_referenced())).rowcount:
-                    dropped.append(sha)
-        self._remove_unclaimed_files(dropped)
-
-    def _remove_unclaimed_files(self, shas: Iterable[str]) -> list[str]:
-        """Remove the files of these blobs unless a row names the blob again by now.
-
-        Runs after the rows' transaction has committed (row before blob), each file under its
-        blob's lock (taken in sorted order: no deadlock between two removers) so that a
-        concurrent stage_bytes of the same bytes either has committed its rows, and the file
-        stays, or finds the file gone and writes no row."""
-        removed = []
-        with self.db.transaction() as tx:
-            for sha in sorted(shas):
-                _lock_blob(tx, sha)
-                if tx.scalar(select(func.count()).where(schema.blobs.c.sha256 == sha)):
-                    continue
-                self.blobs.delete(sha)
-                removed.append(sha)
-        return removed
-
-    def gc(self, grace_s: float, staged_ttl_s: float, dry_run: bool = False) -> GcReport:
-        """Forget staged bytes older than `staged_ttl_s`, then remove blobs no row uses and
-        that are older than `grace_s` (rows first, then files; files with no row at all are
-        what a crash between blob write and row insert leaves)."""
-        now = now_ms()
-        staged_cutoff, cutoff = now - staged_ttl_s * 1000, now - grace_s * 1000
-        with self.db.transaction() as tx:
-            expired = schema.staged.c.created_ms < staged_cutoff
-            staged_expired = tx.scalar(select(func.count()).where(expired))
-            if not dry_run:
-                tx.execute(delete(schema.staged).where(expired))
-            # Expired staged rows do not count as references, so that a dry run reports what
-            # the real run removes.
-            orphan_rows = tx.execute(select(schema.blobs.c.sha256, schema.blobs.c.size).where(
-                schema.blobs.c.created_ms < cutoff,
-                ~_blob_referenced(staged_since=staged_cutoff))).all()
-            if not dry_run and orphan_rows:
-                tx.execute(delete(schema.blobs).where(
-                    schema.blobs.c.sha256.in_([r.sha256 for r in orphan_rows]),
-                    ~_blob_referenced()))
-            known = set(tx.scalars(select(schema.blobs.c.sha256)))
-        doomed = {r.sha256: r.size for r in orphan_rows}
-        for sha, mtime in self.blobs.list():
-            if sha not in known and sha not in doomed and mtime * 1000 < cutoff:
-                doomed[sha] = 0
-        removed = list(doomed) if dry_run else self._remove_unclaimed_files(doomed)
-        freed = sum(doomed[sha] for sha in removed)
-        temporaries = 0 if dry_run else self.blobs.remove_stale_temporaries(grace_s)
-        return GcReport(staged_expired, len(removed), freed, temporaries, dry_run)
-
     # -- helpers ----------------------------------------------------------------------------
 
     def _exists(self, column, value) -> bool:
@@ -524,17 +354,6 @@ class Archive:
 class _Key:
     file_id: str
     md5: str
-
-
-def _blob_referenced(staged_since: float | None = None):
-    """A row names the blob: a file record, or a staged upload (created since
-    `staged_since`, when given)."""
-    sha = schema.blobs.c.sha256
-    staged = select(schema.staged.c.file_id).where(schema.staged.c.sha256 == sha)
-    if staged_since is not None:
-        staged = staged.where(schema.staged.c.created_ms >= staged_since)
-    return or_(select(schema.files.c.file_id).where(schema.files.c.sha256 == sha).exists(),
-               staged.exists())
 
 
 def _first_missing_status(tx: Connection, status_ids: Sequence[str]) -> str | None:

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from model import schema
-from model.archive import IN_CHUNK, Archive, entity_rows, insert_rows
+from model.archive import Archive, entity_rows, insert_rows
+from model.sql_helpers import IN_CHUNK
 from model.entities import Event, FileRecord, content_hash
 
 Entity = Event | FileRecord

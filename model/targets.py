@@ -125,7 +125,7 @@ def check_url(url: Any) -> str:
         raise TargetError(f"url {url!r}: expected http://HOST[:PORT]/PATH or https://…, "
                           "e.g. https://archive.example.org/import")
     if parts.username or parts.password:
-        raise TargetError(f"url: put no user or password in the URL; use --user and "
+        raise TargetError("url: put no user or password in the URL; use --user and "
                           "--password-stdin")
     if parts.query or parts.fragment:
         raise TargetError(f"url {url!r}: a query or fragment is not allowed")

@@ -69,9 +69,9 @@ class TraceEvent:
         if self.domain not in DOMAINS:
             raise ValueError(f"trace domain must be one of {DOMAINS}, got {self.domain!r}")
         if self.trace_event_status not in (OK, FAILED):
-            raise ValueError(f"trace_event_status must be OK or FAILED")
+            raise ValueError("trace_event_status must be OK or FAILED")
         if self.trace_status not in (CONTINUE, FINISHED):
-            raise ValueError(f"trace_status must be CONTINUE or FINISHED")
+            raise ValueError("trace_status must be CONTINUE or FINISHED")
         if self.end_time is None:
             self.end_time = max(now_ms(), self.start_time)
 

@@ -7,7 +7,7 @@ sending the file again.
 from sqlalchemy import delete, select
 
 from model import schema
-from model.archive import _insert_ignoring_duplicates
+from model.sql_helpers import insert_ignoring_duplicates
 from model.database import Database, now_ms
 
 _U = schema.outgoing_uploads.c
@@ -24,7 +24,7 @@ class UploadUrls:
 
     def remember(self, target: str, file_id: str, md5: str, url: str) -> None:
         with self.db.transaction() as tx:
-            _insert_ignoring_duplicates(tx, schema.outgoing_uploads, {
+            insert_ignoring_duplicates(tx, schema.outgoing_uploads, {
                 "target": target, "file_id": file_id, "md5": md5, "url": url,
                 "created_ms": now_ms()}, update=("url", "created_ms"))
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event as sa_event, func, select
 
 import model.archive
+import model.cleanup
 from model import schema
 from model.archive import MissingData, MissingStatus, Outcome
 from model.blobstore import TooLarge
@@ -56,7 +57,9 @@ REAL_NOW_MS = model.archive.now_ms
 
 def advance_clock(monkeypatch, seconds: float) -> None:
     """The archive's clock (row times and gc's cutoffs) is `seconds` in the future from now on."""
-    monkeypatch.setattr(model.archive, "now_ms", lambda: REAL_NOW_MS() + int(seconds * 1000))
+    clock = lambda: REAL_NOW_MS() + int(seconds * 1000)  # noqa: E731
+    for module in (model.archive, model.cleanup):
+        monkeypatch.setattr(module, "now_ms", clock)
 
 
 def md5(data: bytes) -> str:
