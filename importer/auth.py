@@ -42,15 +42,9 @@ def _unauthorized(message: str) -> ApiError:
 
 def authenticate(credentials: CredentialCache, role: str) -> User:
     """The request's user, who must hold `role`: else 401 (who are you?) or 403 (not you)."""
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or not auth.username:
-        raise _unauthorized("authentication required (HTTP Basic)")
-    user = credentials.authenticate(auth.username, auth.password or "")
-    if user is None:
-        raise _unauthorized("wrong user name or password")
+    user = authenticate_any(credentials)
     if role not in user.roles:
         raise ApiError(403, f"user {user.name!r} lacks the role {role!r}")
-    g.user = user
     return user
 
 
