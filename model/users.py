@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from model import schema
 from model.database import Database, now_ms
@@ -75,13 +76,17 @@ class Users:
         if len(password) < 8:
             raise UserError("password: at least 8 characters")
         roles = check_roles(roles)
-        with self.db.transaction() as tx:
-            if tx.scalar(select(schema.users.c.name).where(schema.users.c.name == name)):
-                raise UserExists(f"user {name!r} exists already; remove it first or pick "
-                                "another name")
-            tx.execute(insert(schema.users).values(
-                name=name, password_hash=hash_password(password),
-                roles=" ".join(sorted(roles)), created_ms=now_ms()))
+        password_hash = hash_password(password)  # slow on purpose: not inside the transaction
+        taken = UserExists(f"user {name!r} exists already; remove it first or pick another name")
+        try:
+            with self.db.transaction() as tx:
+                if tx.scalar(select(schema.users.c.name).where(schema.users.c.name == name)):
+                    raise taken
+                tx.execute(insert(schema.users).values(
+                    name=name, password_hash=password_hash, roles=" ".join(sorted(roles)),
+                    created_ms=now_ms()))
+        except IntegrityError:  # added by a concurrent request after our check
+            raise taken from None
         return User(name, roles)
 
     def set_roles(self, name: str, roles) -> User:

@@ -64,3 +64,29 @@ def test_only_camera_admin_may_manage_users(http, user, status):
     body = {"name": new_name(), "password": password_of("x"), "roles": ["user"]}
     assert_error(http.request("POST", "/api/users", user=user, json=body), status)
     assert names(http) == before
+
+
+def test_concurrent_additions_of_one_name_give_one_user_and_one_clean_refusal(site):
+    """Both requests pass the "name free?" check; the database's key decides, and the loser
+    gets UserExists, not a driver error."""
+    import threading
+
+    from model.users import UserExists
+
+    outcomes, start = [], threading.Barrier(2)
+
+    def add():
+        start.wait()
+        try:
+            site.users.add("twin", "long enough", ["user"])
+            outcomes.append("added")
+        except UserExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=add) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["added", "exists"]
+    assert [user.name for user in site.users.list()] == ["twin"]
