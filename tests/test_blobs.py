@@ -1,8 +1,11 @@
 """`POST {base}/blobs`: many small files in one multipart request, each MD5-checked."""
 
+import io
 import os
 
-from importer.multipart import iter_parts
+import pytest
+
+from importer.multipart import MAX_HEADER_BYTES, READ_SIZE, MultipartError, iter_parts
 from tests.v2_helpers import (basic, importer_client, make_config, md5_hex,  # noqa: F401
                               multipart, new_id)
 
@@ -93,3 +96,27 @@ def test_parts_stream_in_small_reads():
             return chunk
         got = [(name, b"".join(data)) for name, data in iter_parts(read, boundary)]
         assert got == parts
+
+
+def _parts_of(body: bytes, boundary: bytes = b"XyZ") -> list[tuple[str, bytes]]:
+    stream = io.BytesIO(body)
+    return [(name, b"".join(data)) for name, data in iter_parts(stream.read, boundary)]
+
+
+def test_part_names_preamble_and_epilogue():
+    body = (b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; filename=\"f\"; "
+            b"name=\"a.b\"\r\nContent-Type: x\r\n\r\none\r\n--XyZ\r\n\r\n\r\n--XyZ\r\n"
+            b"content-disposition: form-data; name*=UTF-8''caf%C3%A9\r\n\r\nthree"
+            b"\r\n--XyZ--\r\nepilogue --XyZ\r\n")
+    assert _parts_of(body) == [("a.b", b"one"), ("", b""), ("café", b"three")]
+
+
+def test_malformed_multipart_is_refused():
+    with pytest.raises(MultipartError, match="ended before its closing boundary"):
+        _parts_of(b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nabc")
+    with pytest.raises(MultipartError, match="ended before its closing boundary"):
+        _parts_of(b"no boundary at all")
+    with pytest.raises(MultipartError, match="text after the boundary"):
+        _parts_of(b"--XyZjunk\r\n\r\nabc\r\n--XyZ--")
+    with pytest.raises(MultipartError, match="within"):
+        _parts_of(b"--XyZ\r\n" + b"X" * (MAX_HEADER_BYTES + READ_SIZE))
