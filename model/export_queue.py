@@ -16,10 +16,10 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from model import schema
 from model.database import Database, now_ms
+from model.sql_helpers import dialect_of
 from model.targets import Target
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -44,8 +44,7 @@ class QueueFailure:
 
 
 def _insert(connection: Connection, columns: list[str], query):
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(schema.export_queue).from_select(columns, query) \
+    return dialect_of(connection).insert(schema.export_queue).from_select(columns, query) \
         .on_conflict_do_nothing()  # rowcount is unreliable here on psycopg: count RETURNING
 
 

@@ -1,9 +1,9 @@
 """SQL building blocks shared by the classes that own storage I/O (never used elsewhere)."""
 
+import importlib
 from typing import Sequence
 
 from sqlalchemy import Connection, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from model import schema
 
@@ -11,12 +11,19 @@ from model import schema
 IN_CHUNK = 500
 
 
+def dialect_of(connection: Connection):
+    """The SQLAlchemy dialect module of the connection (for its `insert … ON CONFLICT`),
+    imported when first needed: the PostgreSQL one alone was a tenth of a sync's start-up."""
+    name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+    return importlib.import_module(f"sqlalchemy.dialects.{name}")
+
+
 def insert_ignoring_duplicates(connection: Connection, table, values: dict | list[dict],
                                 update: Sequence[str] = ()) -> None:
     """INSERT … ON CONFLICT DO NOTHING, or DO UPDATE of the `update` columns: one statement,
     so two concurrent writers of the same key cannot both miss it and collide. A list of
     rows (distinct keys) is one executemany."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    dialect = dialect_of(connection)
     many = isinstance(values, list)
     statement = dialect.insert(table) if many else dialect.insert(table).values(**values)
     if update:
