@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 from model.site import Site, open_configured_site
 from skyrelay import config as config_module
@@ -20,16 +21,47 @@ REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30
 
 
+def config_tree(settings: Mapping[str, Any]) -> dict:
+    """{"importer.port": 1} → {"importer": {"port": 1}}: the shape of config.yaml."""
+    tree: dict = {}
+    for key, value in settings.items():
+        section, _, option = key.partition(".")
+        tree.setdefault(section, {})[option] = value
+    return tree
+
+
+def serve_env() -> dict:
+    """The environment of a `skyrelay` subprocess: this checkout first on the path, output
+    unbuffered (its `listening on` line is read), no inherited SKYRELAY_CONFIG."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    env.pop("SKYRELAY_CONFIG", None)
+    return env
+
+
+def serve_command(config_path: Path, workers: int, port: int = 0) -> list[str]:
+    return [sys.executable, "-m", "skyrelay", "--config", str(config_path), "serve",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+
+
+def stop_server(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL to the whole group if needed."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
 class LocalSite:
     def __init__(self, root: Path, name: str, settings: dict | None = None):
         self.root = Path(root)
         self.name = name
         self.root.mkdir(parents=True, exist_ok=True)
-        tree = {"site": {"name": name}, "database": {"url": "sqlite:///site.db"},
-                "storage": {"path": "blobs"}}
-        for key, value in (settings or {}).items():
-            section, _, option = key.partition(".")
-            tree.setdefault(section, {})[option] = value
+        tree = config_tree({"site.name": name, "database.url": "sqlite:///site.db",
+                            "storage.path": "blobs", **(settings or {})})
         self.config_path = self.root / "config.yaml"
         self.config_path.write_text(json.dumps(tree, indent=1))   # JSON is valid YAML
         self.config = config_module.load(self.config_path, environ={})
@@ -48,13 +80,10 @@ class LocalSite:
         """`skyrelay serve` on `port` (0: a free one); returns once it answers HTTP."""
         self.open().close()                       # migrate before the server starts
         log = open(self.root / "serve.log", "wb")
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        env.pop("SKYRELAY_CONFIG", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "skyrelay", "--config", str(self.config_path), "serve",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.root,
-            env=env, start_new_session=True, text=True)
+            serve_command(self.config_path, workers, port), stdout=subprocess.PIPE,
+            stderr=log, stdin=subprocess.DEVNULL, cwd=self.root, env=serve_env(),
+            start_new_session=True, text=True)
         log.close()
         try:
             self.url = self._read_address()
@@ -97,12 +126,7 @@ class LocalSite:
     def stop(self, timeout: float = 15) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+        stop_server(self.process, timeout)
         if self.process.stdout:
             self.process.stdout.close()
 

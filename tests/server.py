@@ -12,8 +12,6 @@ demand and stops them all at the end of the test.
 """
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,22 +21,14 @@ from typing import Any, Iterable, Mapping
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
+from skyrelay.sites import config_tree, serve_command, serve_env, stop_server
+
 START_TIMEOUT_S = 30
 
 
 def password_of(user: str) -> str:
     """Test users get a predictable password (never used outside tests)."""
     return f"{user}-secret-password"
-
-
-def _nested(settings: Mapping[str, Any]) -> dict:
-    """{"importer.port": 1} → {"importer": {"port": 1}} (the shape of config.yaml)."""
-    tree: dict = {}
-    for key, value in settings.items():
-        section, _, name = key.partition(".")
-        tree.setdefault(section, {})[name] = value
-    return tree
 
 
 class Server:
@@ -53,7 +43,7 @@ class Server:
                          **(settings or {})}
         self.config_path = self.root / "config.yaml"
         # JSON is YAML: no quoting surprises in the config file.
-        self.config_path.write_text(json.dumps(_nested(self.settings), indent=1))
+        self.config_path.write_text(json.dumps(config_tree(self.settings), indent=1))
         self.users = dict(users or {})
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
@@ -61,9 +51,7 @@ class Server:
     # -- the command line -------------------------------------------------------------------
 
     def _env(self) -> dict:
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-        env.pop("SKYRELAY_CONFIG", None)
-        return env
+        return serve_env()
 
     def cli(self, *args: str, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
@@ -100,9 +88,7 @@ class Server:
         self.stdout_path, self.stderr_path = self.root / "stdout.log", self.root / "stderr.log"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "skyrelay", "--config", str(self.config_path), "serve",
-                 "--host", "127.0.0.1", "--port", "0", "--workers", str(self.workers)],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=self.root,
+                serve_command(self.config_path, self.workers), stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=self.root,
                 env=self._env(), start_new_session=True)
         try:
             self.url = self._wait_for_address()
@@ -160,14 +146,8 @@ class Server:
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM (gunicorn's graceful stop), then SIGKILL to the whole group if needed."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+        if self.process is not None:
+            stop_server(self.process, timeout)
 
     # -- looking at what it stored ----------------------------------------------------------
 
