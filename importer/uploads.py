@@ -9,12 +9,12 @@ import base64
 import binascii
 
 from flask import Blueprint, current_app, g, jsonify, make_response, request, url_for
-from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import http_date
 
 from importer.auth import require_role
 from importer.capabilities import version2_only
 from importer.errors import error_body
+from importer.socket_body import body_readinto
 from model.blobstore import TooLarge
 from model.codec import EntityError
 from model.uploads import (CHECKSUMS, ChecksumMismatch, ChunkTooLong, OffsetMismatch, Upload,
@@ -135,7 +135,9 @@ def blueprint(url_path: str) -> Blueprint:
         checksum = _parse_checksum(request.headers.get("Upload-Checksum"))
         # File bytes are not bound by importer.max_body_bytes; the upload's length bounds them.
         request.max_content_length = None
-        held = uploads_of(current_app).append(g.user.name, upload_id, offset, _body_reader(),
+        readinto = body_readinto(request.environ, request.stream, current_app.extensions[
+            "skyrelay"].settings["importer.upload_read_timeout_s"])
+        held = uploads_of(current_app).append(g.user.name, upload_id, offset, readinto,
                                               request.content_length, checksum)
         response = make_response("", 204)
         response.headers["Upload-Offset"] = str(held.offset)
@@ -191,16 +193,3 @@ def _parse_checksum(header: str | None) -> tuple[str, bytes] | None:
     if len(digest) != CHECKSUMS[algorithm]().digest_size:
         raise EntityError("Upload-Checksum", f"not a {algorithm} digest")
     return algorithm, digest
-
-
-def _body_reader():
-    """`read(n)` over the request body that answers b"" when the client went away, so the
-    model keeps what arrived instead of failing the whole chunk."""
-    stream = request.stream
-
-    def read(size: int) -> bytes:
-        try:
-            return stream.read(size)
-        except (ClientDisconnected, OSError):
-            return b""
-    return read

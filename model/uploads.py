@@ -207,16 +207,16 @@ class Uploads:
 
     # -- append -----------------------------------------------------------------------------
 
-    def append(self, owner: str, upload_id: str, offset: int, read: Callable[[int], bytes],
-               declared: int | None = None,
+    def append(self, owner: str, upload_id: str, offset: int,
+               readinto: Callable[[memoryview], int], declared: int | None = None,
                checksum: tuple[str, bytes] | None = None) -> Upload:
-        """Write the bytes `read` yields at `offset`.
+        """Write the bytes `readinto` yields at `offset`.
 
-        `read(n)` returns up to n bytes, b"" at the end of the body (or when the client went
-        away). `declared` is the chunk's length if the request said it. With a `checksum`
-        (algorithm, digest) the chunk counts only if it is complete and matches; without one,
-        whatever arrived counts (tus: keep as much as possible), so a dropped connection
-        costs only the bytes in flight.
+        `readinto(view)` fills the view and returns the count, fewer only at the end of the
+        body (or when the client went away). `declared` is the chunk's length if the request
+        said it. With a `checksum` (algorithm, digest) the chunk counts only if it is
+        complete and matches; without one, whatever arrived counts (tus: keep as much as
+        possible), so a dropped connection costs only the bytes in flight.
         """
         upload = self.get(owner, upload_id)
         if checksum is not None and checksum[0] not in CHECKSUMS:
@@ -232,15 +232,15 @@ class Uploads:
                 raise OffsetMismatch(upload.offset, offset)
             if upload.complete:
                 return upload
-            return self._append_locked(upload, read, declared, checksum)
+            return self._append_locked(upload, readinto, declared, checksum)
 
-    def _append_locked(self, upload: Upload, read, declared, checksum) -> Upload:
+    def _append_locked(self, upload: Upload, readinto, declared, checksum) -> Upload:
         before = self._take_digests(upload)
         after = before.copy()
         chunk_hash = CHECKSUMS[checksum[0]]() if checksum else None
         path = self.partial_path(upload.upload_id)
         try:
-            received = write_chunk(path, upload, read, declared, after, chunk_hash)
+            received = write_chunk(path, upload, readinto, declared, after, chunk_hash)
         except BaseException as exc:
             truncate(path, upload.offset)
             self._keep_digests(upload.upload_id, before)

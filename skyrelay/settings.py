@@ -48,6 +48,9 @@ SETTINGS = (
             "Most entities in one version 2 batch; more gets 400.", minimum=1),
     Setting("importer.upload_ttl_s", 7 * 24 * 3600, int,
             "Seconds a resumable upload is kept after its last chunk.", minimum=1),
+    Setting("importer.upload_read_timeout_s", 60.0, float,
+            "Seconds a resumable upload's client may send nothing before the chunk ends "
+            "(what arrived counts).", minimum=0.1),
     Setting("importer.auth_cache_s", 60, int,
             "Seconds a verified password is remembered in memory.", minimum=0),
     Setting("exporter.schedule", "*/5 * * * *", str, "Cron expression for `sync --schedule`."),

@@ -22,7 +22,7 @@ def make_uploads(site, ttl_s=3600, max_bytes=10 ** 9) -> Uploads:
 
 
 def reader(data: bytes):
-    return io.BytesIO(data).read
+    return io.BytesIO(data).readinto
 
 
 def md5_of(data: bytes) -> str:

@@ -2,7 +2,10 @@
 client (tuspy), a connection cut halfway by a proxy, and a server restart mid-upload."""
 
 import hashlib
+import http.client
 import os
+import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -137,3 +140,62 @@ def test_upload_survives_a_server_restart(tmp_path):
         assert done.status_code == 204 and done.headers["Upload-Offset"] == str(len(data))
         assert has_data(restarted, file_id, md5_hex(data))
         assert blob_bytes(restarted, data) == data
+
+
+def _create(server: Server, data: bytes) -> str:
+    created = requests.post(server.import_url + "/uploads", headers={
+        **tus_headers(), "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+        "Upload-Metadata": tus_metadata(new_id(), md5_hex(data))}, timeout=10)
+    assert created.status_code == 201
+    return urlsplit(created.headers["Location"]).path
+
+
+def _raw_request(method: str, path: str, body: bytes = b"", length: int | None = None) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Tus-Resumable: 1.0.0",
+            f"Authorization: {tus_headers()['Authorization']}"]
+    if method == "PATCH":
+        head += ["Upload-Offset: 0", "Content-Type: application/offset+octet-stream",
+                 f"Content-Length: {len(body) if length is None else length}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _responses(sock: socket.socket, count: int) -> list[http.client.HTTPResponse]:
+    """`count` responses read in order from one connection."""
+    answers = []
+    for _ in range(count):
+        response = http.client.HTTPResponse(sock, method="HEAD" if answers else "PATCH")
+        response.begin()
+        response.read()
+        answers.append(response)
+    return answers
+
+
+@pytest.mark.parametrize("size", [1000, 3 * 1024 * 1024 + 5])
+def test_a_request_pipelined_behind_a_patch_is_answered(served, size):
+    """The PATCH body is read from the socket itself: the bytes behind it on the same
+    connection (the next request) must still reach the server, whole. A small body arrives
+    together with the next request in gunicorn's first read; a large one does not."""
+    data = os.urandom(size)
+    path = _create(served, data)
+    with socket.create_connection(("127.0.0.1", urlsplit(served.url).port), timeout=10) as sock:
+        sock.sendall(_raw_request("PATCH", path, data) + _raw_request("HEAD", path))
+        patched, head = _responses(sock, 2)
+    assert patched.status == 204 and patched.getheader("Upload-Offset") == str(len(data))
+    assert head.status == 200 and head.getheader("Upload-Offset") == str(len(data))
+    assert blob_bytes(served, data) == data
+
+
+def test_a_silent_client_ends_its_chunk_after_the_read_timeout(tmp_path):
+    """A client that stops sending mid-chunk (without closing) does not hold a thread
+    forever: after importer.upload_read_timeout_s the bytes that arrived count."""
+    data = os.urandom(200_000)
+    with Server(tmp_path / "site", users={"cam": ["import"]},
+                settings={"importer.upload_read_timeout_s": 0.5}) as server:
+        path = _create(server, data)
+        port = urlsplit(server.url).port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(_raw_request("PATCH", path, data[:70_000], length=len(data)))
+            time.sleep(1.5)
+            head = requests.head(server.url + path, timeout=10, headers={
+                **tus_headers(), "Tus-Resumable": "1.0.0"})
+        assert head.status_code == 200 and head.headers["Upload-Offset"] == "70000"
