@@ -1,8 +1,8 @@
 """Replication, version 1 against version 2, on the same data between two real sites.
 
 For each dataset it fills a site A, starts fresh importer sites (`skyrelay serve`, two
-workers) on loopback and runs `skyrelay sync` with --protocol v1, then v2, each in a child
-process of its own (so that its peak RSS is its own). It prints, per run: wall time (the
+workers) on loopback and syncs with --protocol v1, then v2, each in a child process of its
+own (`bench/sync_child.py`: what `skyrelay sync` runs, and its peak RSS is its own). It prints, per run: wall time (the
 child process from start to exit, and the sync alone), entities/s, MiB/s, HTTP requests per
 entity (counted in the importer's access log), peak RSS of the exporter and of the
 importer's workers; then `rsync -a` of the same blob folder (files only, the baseline) and
@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import secrets
 import shutil
 import subprocess
@@ -98,21 +97,9 @@ def fill_large(site, size: int, seed: int = 2) -> None:
     site.archive.import_file(record)
 
 
-# -- one measured sync, in a child process --------------------------------------------------
+# -- one measured sync, in a child process (bench/sync_child.py) ---------------------------
 
-def run_sync(config_path: str, target: str) -> None:
-    """(child) Sync one target; print the report and this process's peak RSS as JSON."""
-    from exporter.sync import Syncer, SyncSettings
-    from model.site import open_configured_site
-    from skyrelay import config as config_module
-    config = config_module.load(config_path, environ={})
-    site = open_configured_site(config, migrate=False)    # migrated when it was filled
-    report = Syncer(site, SyncSettings.from_config(config)).run([target])
-    site.close()
-    print(json.dumps({"ok": report.ok, "seconds": report.seconds,
-                      "sent": report.total("sent"), "failed": report.total("failed"),
-                      "bytes": report.total("bytes"), "problem": report.targets[0].problem,
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+SYNC_CHILD = Path(__file__).with_name("sync_child.py")
 
 
 @dataclass
@@ -185,7 +172,7 @@ def measure(a: LocalSite, root: Path, label: str, protocol: str, entities: int,
         site_a.close()
         before = access_lines(importer)
         started = time.monotonic()
-        child = subprocess.run([sys.executable, __file__, "--sync", str(a.config_path),
+        child = subprocess.run([sys.executable, str(SYNC_CHILD), str(a.config_path),
                                 importer.name], capture_output=True, text=True, check=True)
         wall = time.monotonic() - started
         out = json.loads(child.stdout.strip().splitlines()[-1])
@@ -261,10 +248,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--events", type=int, help="events of 2 × 4 KiB files")
     parser.add_argument("--large-mib", type=int, help="size of the one large file")
-    parser.add_argument("--sync", nargs=2, metavar=("CONFIG", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.sync:
-        return run_sync(*args.sync)
     events = args.events or (500 if args.quick else 2000)
     large = args.large_mib or (128 if args.quick else 1024)
     root = Path(tempfile.mkdtemp(prefix="skyrelay-bench-", dir=os.environ.get("BENCH_DIR")))

@@ -22,8 +22,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from tqdm import tqdm
-
 from exporter import errors
 from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.protocol_v2 import Complete as BatchComplete, Failed as BatchFailed
@@ -156,8 +154,7 @@ class Syncer:
     def _drain(self, target: Target, trace_id: str, lock, report: TargetReport,
                tracer: SyncTracer) -> None:
         total = self.queue.counts(target.target_id)["due"]
-        bar = tqdm(total=total, unit="entity", desc=target.name, disable=not self.progress,
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = _progress_bar(total, target.name) if self.progress else _NoProgress()
         transport = Transport(target.url, target.user, target.password.reveal(),
                               self.settings.timeout_s, trace_id, target.ca_bundle,
                               target.bwlimit)
@@ -330,6 +327,20 @@ class Syncer:
         stream, record = opened
         with stream:
             return transport.upload(action.file_id, action.md5, stream, record.file_size)
+
+
+class _NoProgress:
+    """Stands in for the progress bar when none is shown (tqdm is then not even imported:
+    it is a sixth of a sync's start-up)."""
+
+    def update(self, count: int) -> None: ...
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: int, name: str):
+    from tqdm import tqdm
+    return tqdm(total=total, unit="entity", desc=name, file=sys.stderr, dynamic_ncols=True)
 
 
 def _held_back(target: Target) -> str | None:

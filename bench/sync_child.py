@@ -1,0 +1,32 @@
+"""One measured sync, run by bench/replicate.py as a process of its own: it imports only
+what `skyrelay sync` needs (no benchmark code), syncs one target and prints the report and
+its own peak RSS as one JSON line.
+
+    python bench/sync_child.py CONFIG TARGET
+"""
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from exporter.sync import Syncer, SyncSettings  # noqa: E402
+from model.site import open_configured_site  # noqa: E402
+from skyrelay import config as config_module  # noqa: E402
+
+
+def main(config_path: str, target: str) -> None:
+    config = config_module.load(config_path, environ={})
+    site = open_configured_site(config, migrate=False)    # migrated when it was filled
+    report = Syncer(site, SyncSettings.from_config(config)).run([target])
+    site.close()
+    print(json.dumps({"ok": report.ok, "seconds": report.seconds,
+                      "sent": report.total("sent"), "failed": report.total("failed"),
+                      "bytes": report.total("bytes"), "problem": report.targets[0].problem,
+                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
