@@ -1,7 +1,7 @@
 """One sync run: for each target, queue what is new, then drive every due queue row through
 the handshake until the importer answers `complete` or the entity fails: version 2 (batches,
-`exporter.sync_v2`) when the target allows it and the importer advertises it, else version 1
-one entity at a time.
+`exporter.sync_v2`, two pages at a time on `exporter.lanes`) when the target allows it and
+the importer advertises it, else version 1 one entity at a time.
 
 Crash safety comes from the order of writes: a queue row is marked done only after the
 importer answered `complete`, so a run killed at any point leaves the row pending and the next
@@ -20,14 +20,17 @@ import logging
 import sys
 import threading
 import uuid
+from collections import deque
+from contextlib import suppress
 from dataclasses import dataclass
 
 from exporter import errors
+from exporter.lanes import BatchLanes, SentPage
 from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.protocol_v2 import Complete as BatchComplete, Failed as BatchFailed
 from exporter.report import SyncReport, TargetReport, human_bytes
 from exporter.sync_traces import SyncTracer
-from exporter.sync_v2 import BatchDriver, speaks_version_2
+from exporter.sync_v2 import BatchDriver, PageOutcome, speaks_version_2
 from exporter.transport import Transport
 from model.database import now_ms
 from model.export_queue import ExportQueue, QueueItem
@@ -160,39 +163,38 @@ class Syncer:
                               target.bwlimit)
         heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
         heartbeat.start()
+        counted: Transport | BatchLanes = transport     # where requests and bytes are counted
         try:
-            driver, decided, after_id = None, False, 0
-            while page := self.queue.claim(target.target_id, after_id, self.settings.batch_size
-                                           if driver else self.settings.page_size):
-                after_id = page[-1].id
-                heartbeat.check()
-                if not decided:     # ask for capabilities only when there is work
-                    driver, decided = self._batch_driver(target, transport, tracer, page), True
-                if driver:
-                    self._batch(target, driver, page, report, tracer)
-                    bar.update(len(page))
-                    bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
-                    continue
-                for item in page:
-                    heartbeat.check()
-                    self._one(target, transport, item, report, tracer)
-                    bar.update(1)
-                    bar.set_postfix_str(human_bytes(transport.bytes_uploaded), refresh=False)
+            page = self.queue.claim(target.target_id, 0, self.settings.page_size)
+            lanes = self._batch_lanes(target, transport, tracer, page) if page else None
+            if lanes is None:
+                self._drain_one_by_one(target, transport, page, report, tracer, heartbeat, bar)
+            else:
+                counted = lanes
+                try:
+                    self._drain_batched(target, lanes, page, report, tracer, heartbeat, bar)
+                finally:
+                    lanes.close()
         except TargetStopped:
             report.deferred = max(0, total - report.sent - report.already_present
                                   - report.failed)
             raise
         finally:
             heartbeat.stop()
-            report.requests += transport.requests
-            report.bytes += transport.bytes_uploaded
+            report.requests += counted.requests
+            report.bytes += counted.bytes_uploaded
             transport.close()
             bar.close()
 
+    @staticmethod
+    def _progress(bar, entities: int, counted) -> None:
+        bar.update(entities)
+        bar.set_postfix_str(human_bytes(counted.bytes_uploaded), refresh=False)
+
     # -- version 2 --------------------------------------------------------------------------
 
-    def _batch_driver(self, target: Target, transport: Transport, tracer: SyncTracer,
-                      page: list[QueueItem]) -> BatchDriver | None:
+    def _batch_lanes(self, target: Target, transport: Transport, tracer: SyncTracer,
+                     page: list[QueueItem]) -> BatchLanes | None:
         """Version 2 when the target allows it and the importer advertises it (`auto`; a
         404 at capabilities, or an answer that is no capabilities document, means version
         1), else None: version 1."""
@@ -211,33 +213,62 @@ class Syncer:
                                     "set NAME --protocol auto`)")
             return None
         settings = self.settings
-        return BatchDriver(self.site.archive, transport, capabilities,
-                           UploadUrls(self.site.database), target.name, settings.batch_size,
-                           settings.small_file_bytes, settings.blobs_request_bytes,
-                           settings.upload_chunk_bytes)
+        return BatchLanes(transport, lambda lane_transport: BatchDriver(
+            self.site.archive, lane_transport, capabilities, UploadUrls(self.site.database),
+            target.name, settings.batch_size, settings.small_file_bytes,
+            settings.blobs_request_bytes, settings.upload_chunk_bytes))
 
-    def _batch(self, target: Target, driver: BatchDriver, page: list[QueueItem],
-               report: TargetReport, tracer: SyncTracer) -> None:
-        """Send one page of the queue in batches and record every row's outcome."""
+    def _drain_batched(self, target: Target, lanes: BatchLanes, page: list[QueueItem],
+                       report: TargetReport, tracer: SyncTracer, heartbeat: _Heartbeat,
+                       bar) -> None:
+        """Pages go out on the lanes as soon as one is free; their outcomes are recorded in
+        the order they went. If the target stops, the pages still in flight end first and
+        what they delivered is recorded."""
+        def finish(sent: SentPage) -> None:
+            self._record_page(target, sent, report, tracer)
+            self._progress(bar, len(sent.items), lanes)
+
+        in_flight: deque[SentPage] = deque()
+        try:
+            while page:
+                heartbeat.check()
+                in_flight.append(lanes.send(self._live(page), now_ms()))
+                if len(in_flight) == lanes.count:
+                    finish(in_flight.popleft())
+                page = self.queue.claim(target.target_id, page[-1].id,
+                                        self.settings.batch_size)
+            while in_flight:
+                finish(in_flight.popleft())
+        except (TargetStopped, LockLost):
+            for sent in in_flight:          # they end first; what they delivered counts
+                with suppress(TargetStopped):
+                    self._record_page(target, sent, report, tracer)
+            raise
+
+    def _live(self, page: list[QueueItem]) -> list[QueueItem]:
         for item in page:
             if item.body is None:
                 self.queue.mark_done(item.id, "left the archive before it was sent")
-        live = [item for item in page if item.body is not None]
-        started = now_ms()
+        return [item for item in page if item.body is not None]
+
+    def _record_page(self, target: Target, sent: SentPage, report: TargetReport,
+                     tracer: SyncTracer) -> None:
+        """Record every row's outcome of a page sent on a lane (a target fault stops the
+        target)."""
         try:
-            outcomes = driver.send(live)
+            page = sent.future.result()
         except errors.ExportError as exc:
             if not isinstance(exc, errors.FinalError) or isinstance(
                     exc, (errors.AuthError, errors.NotFound)):
-                self._target_failed(target, exc, live, tracer, started)
-            outcomes = {item.id: BatchFailed(str(exc)) for item in live}
-        self.queue.mark_done_many([item_id for item_id, outcome in outcomes.items()
+                self._target_failed(target, exc, sent.items, tracer, sent.started_ms)
+            page = PageOutcome({item.id: BatchFailed(str(exc)) for item in sent.items}, [])
+        self.queue.mark_done_many([item_id for item_id, outcome in page.outcomes.items()
                                    if isinstance(outcome, BatchComplete)])
-        for status_id, answer in driver.statuses_sent:
-            tracer.status_sent(status_id, answer, started)
+        for status_id, answer in page.statuses_sent:
+            tracer.status_sent(status_id, answer, sent.started_ms)
         traced = []
-        for item in live:
-            outcome = outcomes[item.id]
+        for item in sent.items:
+            outcome = page.outcomes[item.id]
             if isinstance(outcome, BatchComplete):
                 report.already_present += outcome.already_present
                 report.sent += not outcome.already_present
@@ -249,7 +280,7 @@ class Syncer:
                         item.entity_id, outcome.reason)
             report.failed += 1
             traced.append((item.kind, item.entity_id, Failed(outcome.reason, 0)))
-        tracer.entities(traced, started)
+        tracer.entities(traced, sent.started_ms)
 
     def _target_failed(self, target: Target, exc: errors.ExportError, items: list[QueueItem],
                        tracer: SyncTracer, started: int | None = None):
@@ -270,6 +301,16 @@ class Syncer:
         raise TargetStopped(f"{exc}; backing off {wait:.0f} s") from None
 
     # -- version 1 --------------------------------------------------------------------------
+
+    def _drain_one_by_one(self, target: Target, transport: Transport, page: list[QueueItem],
+                          report: TargetReport, tracer: SyncTracer, heartbeat: _Heartbeat,
+                          bar) -> None:
+        while page:
+            for item in page:
+                heartbeat.check()
+                self._one(target, transport, item, report, tracer)
+                self._progress(bar, 1, transport)
+            page = self.queue.claim(target.target_id, page[-1].id, self.settings.page_size)
 
     def _one(self, target: Target, transport: Transport, item: QueueItem,
              report: TargetReport, tracer: SyncTracer) -> None:

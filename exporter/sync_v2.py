@@ -10,7 +10,7 @@ here: the sync turns them into a target backoff, as for version 1.
 """
 
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
@@ -21,6 +21,12 @@ from exporter.transport import Transport
 from model.archive import Archive
 from model.export_queue import QueueItem
 from model.upload_urls import UploadUrls
+
+
+@dataclass
+class PageOutcome:
+    outcomes: dict[int, Complete | Failed]     # per queue row ID
+    statuses_sent: list[tuple[str, Any]]       # (status ID, the importer's result)
 
 
 @dataclass
@@ -42,7 +48,6 @@ class BatchDriver:
         self.max_body_bytes = _int(caps, "max_body_bytes", 16 * 1024 * 1024)
         self.blobs_request_bytes = min(self.blobs_request_bytes,
                                        _int(caps, "max_file_bytes", self.blobs_request_bytes))
-        self.statuses_sent: list[tuple[str, dict]] = []
         self.resumable = Resumable(self.transport, self._uploads_url(), self.upload_urls,
                                    self.target_name, self.upload_chunk_bytes)
 
@@ -53,19 +58,18 @@ class BatchDriver:
             + "/uploads"
         return urljoin(self.transport.base_url + "/", path)
 
-    def send(self, items: list[QueueItem]) -> dict[int, Complete | Failed]:
+    def send(self, items: list[QueueItem]) -> PageOutcome:
         """Outcome per queue row ID (rows whose entity left the archive are not included)."""
-        self.statuses_sent = []      # (status ID, the importer's result), for the traces
+        page = PageOutcome({}, [])
         live = [item for item in items if item.body is not None]
         by_key = {(item.kind, item.entity_id): item.id for item in live}
-        outcomes = {}
         for batch in split_batches([(i.kind, i.body) for i in live], self.batch_size,
                                    self.max_body_bytes):
-            for key, outcome in self._exchange(batch).items():
-                outcomes[by_key[key]] = outcome
-        return outcomes
+            for key, outcome in self._exchange(batch, page.statuses_sent).items():
+                page.outcomes[by_key[key]] = outcome
+        return page
 
-    def _exchange(self, batch) -> dict:
+    def _exchange(self, batch, statuses_sent: list) -> dict:
         exchange = BatchExchange(batch, max_batch=self.batch_size)
         action = exchange.start()
         while not isinstance(action, Finished):
@@ -78,7 +82,7 @@ class BatchDriver:
                     return {key: Failed(f"batch refused: {exc}") for key in exchange.keys
                             if key not in exchange.outcomes} | exchange.outcomes
                 action = exchange.answered(answer)
-                self.statuses_sent += exchange.status_results
+                statuses_sent.extend(exchange.status_results)
             else:
                 statuses = {status_id: self._status(status_id) for status_id in action.status_ids}
                 action = exchange.supplied(statuses, self._send_files(action.files))

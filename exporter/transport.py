@@ -163,6 +163,16 @@ class Transport:
         # Every path that sends file bytes draws from this bucket (the target's --bwlimit).
         self.bucket = TokenBucket(bwlimit)
 
+    def sibling(self) -> "Transport":
+        """Another transport to the same importer, for another thread: its own session
+        (`requests` sessions are not shared between threads) and counters, the same
+        bandwidth limit."""
+        twin = Transport(self.base_url, *self.session.auth, self.timeout_s,
+                         self.session.headers["X-Trace-Id"],
+                         None if self.session.verify is True else self.session.verify)
+        twin.bucket = self.bucket
+        return twin
+
     def close(self) -> None:
         self.session.close()
 

@@ -20,7 +20,8 @@ from model.sample import SampleWriter
 from model.site import open_site
 from model.sync_locks import LockHeld, SyncLocks
 from model.targets import Targets
-from tests.misbehaving import Server, always, always_need_file_data, json_answer, slow
+from tests.misbehaving import (Answer, Server, always, always_need_file_data, json_answer,
+                               slow)
 
 REPO = Path(__file__).parents[1]
 PASSWORD = "Tr0ub4dor-never-printed"
@@ -212,3 +213,42 @@ def test_a_sync_whose_lock_was_taken_over_stops(sqlite_site):
     report = result["report"]
     assert not report.ok and "taken over" in report.targets[0].problem
     assert report.total("already_present") < 6
+
+
+def version_2_until(good_batches: int, fault: Answer):
+    """A version 2 importer that answers `complete` to everything in its first
+    `good_batches` batch requests, and `fault` from then on."""
+    batches = []
+
+    def respond(request):
+        if request.path.endswith("/capabilities"):
+            return json_answer({"protocol": [1, 2], "max_batch": 500, "uploads": "/u",
+                                "max_body_bytes": 1 << 24, "max_file_bytes": 1 << 30})
+        batches.append(request)
+        if len(batches) > good_batches:
+            return fault
+        body = json.loads(request.body)
+        return json_answer({"results": [
+            {"type": kind, "id": entity[f"{kind}_id"], "state": "complete"}
+            for key, kind in (("statuses", "status"), ("files", "file"), ("events", "event"))
+            for entity in body.get(key, [])]})
+    return respond
+
+
+def test_a_fault_with_two_pages_in_flight_backs_off_once_and_keeps_what_arrived(site):
+    """Version 2 sends two pages at once: when one meets a 500, the other ends first; what
+    it delivered is done, the rest is deferred, and the target's failure counts once."""
+    SampleWriter(site.archive, seed=4).fill(cameras=1, events_per_camera=10,
+                                            files_per_event=0, standalone_per_camera=0)
+    fault = json_answer({"state": "failed", "message": "internal error"}, 500)
+    with Server(version_2_until(2, fault)) as server:
+        target = Targets(site.database).add("b", server.url + "/import", "exporter",
+                                            PASSWORD, "v2")
+        settings = SyncSettings(timeout_s=2, backoff_base_s=30, page_size=2, batch_size=2)
+        report = Syncer(site, settings).run()
+        line = report.targets[0]
+        assert not report.ok and "500" in line.problem and "backing off 30 s" in line.problem
+        assert (line.already_present, line.deferred) == (4, 6)   # complete at the first answer
+        assert Targets(site.database).get("b").failures == 1
+        states = sorted(e["state"] for e in entries(site, target))
+        assert states == ["done"] * 4 + ["pending"] * 6

@@ -177,7 +177,8 @@ def held_offset(importer, deadline_s=10) -> int:
 
 def test_the_bandwidth_limit_holds_for_blobs_and_version_1(site_a, server_factory):
     """128 KiB/s and about 400 KiB of files: at least ~2 s after the first second's burst,
-    through /blobs (version 2) and through version 1 uploads alike."""
+    through /blobs (version 2, pages of two entities, so both lanes send at once) and
+    through version 1 uploads alike."""
     generated = fill(site_a, cameras=1, events_per_camera=4, standalone_per_camera=0)
     SampleWriter(site_a.archive, seed=9, file_size=96 * 1024).fill(
         cameras=1, events_per_camera=4, files_per_event=1, standalone_per_camera=0)
@@ -185,7 +186,8 @@ def test_the_bandwidth_limit_holds_for_blobs_and_version_1(site_a, server_factor
     for name, server, protocol in (("b", b, "auto"), ("c", c, "v1")):
         target(site_a, server.import_url, protocol, bwlimit="128K", name=name)
         started = time.monotonic()
-        report = Syncer(site_a, SyncSettings(timeout_s=10)).run([name])
+        report = Syncer(site_a, SyncSettings(timeout_s=10, page_size=2, batch_size=2)
+                        ).run([name])
         elapsed = time.monotonic() - started
         assert report.ok and report.total("bytes") >= 384 * 1024
         assert elapsed >= (report.total("bytes") / (128 * 1024) - 1) * 0.9, (name, elapsed)

@@ -133,6 +133,22 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_makes_it_pass(tmp_path):
             assert t.post_json({}) == {"state": "continue-nocache"}
 
 
+def test_a_sibling_has_the_same_credentials_ca_and_limit_and_its_own_session(tmp_path):
+    """A second sync lane's transport: same auth, trace ID, CA bundle and bandwidth bucket;
+    its own session and counters."""
+    pem = self_signed_cert(tmp_path)
+    expected_auth = "Basic " + base64.b64encode(b"exporter:s3cret-pw").decode()
+    with Server(always(json_answer({"state": "continue-nocache"})), certfile=pem) as server:
+        with transport(server.url, ca_bundle=str(tmp_path / "cert.pem")) as t:
+            t.bucket.rate = 1000
+            with t.sibling() as twin:
+                assert twin.post_json({}) == {"state": "continue-nocache"}
+                assert twin.bucket is t.bucket and twin.session is not t.session
+                assert (twin.requests, t.requests) == (1, 0)
+    assert server.requests[0].headers["X-Trace-Id"] == TRACE
+    assert server.requests[0].headers["Authorization"] == expected_auth
+
+
 def test_no_silent_verify_false_anywhere():
     root = Path(__file__).parents[1]
     sources = [p for folder in ("exporter", "skyrelay", "model", "importer")

@@ -1,0 +1,69 @@
+"""Version 2 pages sent two at a time.
+
+One exporter thread keeps at most one importer worker busy: while it waits for a batch's
+answer the importer works, and while it reads files and builds the next request the
+importer waits. With two lanes, each a thread with its own HTTP session and batch driver,
+a second page goes out while the first one's bytes are being stored, and an importer with
+several workers stores both at once.
+
+Pages are independent: an event's files travel in its own batch, and a status that both
+lanes need is sent by both (the second copy is answered `complete`). Each lane draws from
+the target's one bandwidth bucket, so `--bwlimit` still bounds the sum. Results are taken
+in the order the pages went, so the queue, the traces and the report are still written by
+the sync's own thread.
+"""
+
+import queue
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from exporter.sync_v2 import BatchDriver, PageOutcome
+from exporter.transport import Transport
+from model.export_queue import QueueItem
+
+LANES = 2
+
+
+@dataclass
+class SentPage:
+    items: list[QueueItem]
+    started_ms: int
+    future: "Future[PageOutcome]"
+
+
+class BatchLanes:
+    def __init__(self, transport: Transport, make_driver: Callable[[Transport], BatchDriver],
+                 lanes: int = LANES):
+        # The first lane uses the sync's own transport; the others a sibling each.
+        self.transports = [transport] + [transport.sibling() for _ in range(lanes - 1)]
+        self.count = lanes
+        self._free: queue.SimpleQueue[BatchDriver] = queue.SimpleQueue()
+        for lane_transport in self.transports:
+            self._free.put(make_driver(lane_transport))
+        self._pool = ThreadPoolExecutor(lanes, thread_name_prefix="sync-lane")
+
+    def send(self, items: list[QueueItem], started_ms: int) -> SentPage:
+        return SentPage(items, started_ms, self._pool.submit(self._send, items))
+
+    def _send(self, items: list[QueueItem]) -> PageOutcome:
+        driver = self._free.get()
+        try:
+            return driver.send(items)
+        finally:
+            self._free.put(driver)
+
+    @property
+    def requests(self) -> int:
+        return sum(t.requests for t in self.transports)
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return sum(t.bytes_uploaded for t in self.transports)
+
+    def close(self) -> None:
+        """Wait for the pages in flight, then close the siblings (the first transport
+        belongs to the sync)."""
+        self._pool.shutdown(wait=True)
+        for sibling in self.transports[1:]:
+            sibling.close()
