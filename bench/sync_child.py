@@ -5,6 +5,7 @@ its own peak RSS as one JSON line.
     python bench/sync_child.py CONFIG TARGET
 """
 
+import gc
 import json
 import resource
 import sys
@@ -26,6 +27,7 @@ def main(config_path: str, target: str) -> None:
                       "sent": report.total("sent"), "failed": report.total("failed"),
                       "bytes": report.total("bytes"), "problem": report.targets[0].problem,
                       "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    gc.freeze()      # no last collection at exit, as `skyrelay` ends (skyrelay.cli.main)
 
 
 if __name__ == "__main__":
