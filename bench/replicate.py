@@ -185,18 +185,20 @@ def measure(a: LocalSite, root: Path, label: str, protocol: str, entities: int,
 
 
 def rsync_seconds(source: Path, root: Path, runs: int = 3) -> float | None:
-    """The best of `runs` copies into a fresh folder (rsync's time varies a lot on a busy
-    machine; its best is the strictest baseline)."""
+    """The best of `runs` copies, each into a fresh folder (rsync's time varies a lot on a
+    busy machine; its best is the strictest baseline). The copies are removed only after
+    the last run: removing files slows the next creations (see --keep)."""
     if shutil.which("rsync") is None:
         return None
-    best = None
+    best, copies = None, []
     for _ in range(runs):
-        target = root / f"rsync-{uuid.uuid4().hex[:6]}"
+        copies.append(root / f"rsync-{uuid.uuid4().hex[:6]}")
         started = time.monotonic()
-        subprocess.run(["rsync", "-a", f"{source}/", f"{target}/"], check=True)
+        subprocess.run(["rsync", "-a", f"{source}/", f"{copies[-1]}/"], check=True)
         seconds = time.monotonic() - started
-        shutil.rmtree(target, ignore_errors=True)
         best = seconds if best is None else min(best, seconds)
+    for copy in copies:
+        shutil.rmtree(copy, ignore_errors=True)
     return best
 
 
@@ -248,6 +250,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--events", type=int, help="events of 2 × 4 KiB files")
     parser.add_argument("--large-mib", type=int, help="size of the one large file")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the bench folder (removing many files slows the file "
+                             "system's next file creations for minutes: ext4 skips "
+                             "recently freed inodes)")
     args = parser.parse_args()
     events = args.events or (500 if args.quick else 2000)
     large = args.large_mib or (128 if args.quick else 1024)
@@ -281,7 +287,10 @@ def main() -> None:
             print("\n(--quick: the 4 GiB importer RSS and 100,000-entity exporter RSS runs "
                   "are skipped; run without --quick)")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"\nkept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def memory_targets(root: Path) -> None:

@@ -18,7 +18,7 @@ hang a sync.
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 SAME_NEED_LIMIT = 3
 MAX_ROUNDS = 8
@@ -48,7 +48,7 @@ class Supply:
 
 @dataclass(frozen=True)
 class Complete:
-    already_present: bool      # complete at the first answer: nothing had to be sent
+    already_present: bool      # complete at its first answer: nothing had to be sent
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class _Entity:
     body: dict
     files: dict                                  # file_id → FileNeed
     needs: dict = field(default_factory=dict)    # file_id or status_id → times asked
+    answered: bool = False                       # the importer answered it before
 
 
 def _file_needs(kind: str, body: dict) -> dict:
@@ -80,7 +81,10 @@ def _file_needs(kind: str, body: dict) -> dict:
 
 class BatchExchange:
     def __init__(self, entities: Iterable[tuple[str, dict]], max_rounds: int = MAX_ROUNDS,
-                 max_batch: int = 500):
+                 max_batch: int = 500, statuses: Mapping[str, dict] | None = None):
+        """`statuses`: status bodies to send in the first request, unasked (the ones the
+        entities name that the importer has not confirmed yet): a new importer then answers
+        the entities in the same request instead of asking for their status first."""
         self._open: dict[Key, _Entity] = {}
         for kind, body in entities:
             self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, _file_needs(kind, body))
@@ -89,7 +93,7 @@ class BatchExchange:
         self.max_rounds = max_rounds
         self.max_batch = max_batch
         self.rounds = 0
-        self._statuses: dict[str, dict] = {}     # bodies to send in the next batch
+        self._statuses: dict[str, dict] = dict(statuses or {})   # for the next batch
         self._statuses_sent: set[str] = set()
         self._sent: list[Key] = []
         self._status_order: list[str] = []
@@ -155,10 +159,10 @@ class BatchExchange:
         if not isinstance(result, dict) or (result.get("type"), result.get("id")) != key:
             self._fail(key, f"protocol: result {_show(result)} is not for {key[0]} {key[1]}")
             return
-        state = result.get("state")
+        state, first_answer, entity.answered = result.get("state"), not entity.answered, True
         if state == "complete":
             self._open.pop(key)
-            self.outcomes[key] = Complete(already_present=self.rounds == 1)
+            self.outcomes[key] = Complete(already_present=first_answer)
         elif state == "failed":
             self._fail(key, f"importer answered failed: {result.get('message') or 'no reason'}")
         elif state == "need_status":
@@ -169,7 +173,7 @@ class BatchExchange:
             self._fail(key, f"protocol: unexpected result {_show(result)}")
 
     def _need_status(self, key: Key, entity: _Entity, status_id, status_ids: list) -> None:
-        if not isinstance(status_id, str) or status_id not in _status_ids(entity):
+        if not isinstance(status_id, str) or status_id not in named_statuses(entity.body):
             self._fail(key, f"protocol: importer asked for status {status_id!r}, which the "
                        f"{key[0]} does not name")
         elif status_id in self._statuses_sent:
@@ -207,13 +211,14 @@ class BatchExchange:
         return self._next_batch()
 
     def _fail_needing_status(self, status_id: str) -> None:
-        for key in [k for k, e in self._open.items() if status_id in _status_ids(e)]:
+        for key in [k for k, e in self._open.items() if status_id in named_statuses(e.body)]:
             self._fail(key, f"status {status_id} is not in this archive")
 
 
-def _status_ids(entity: _Entity) -> set[str]:
-    return {entity.body.get("status_id")} | {f.get("status_id") for f in
-                                             entity.body.get("files", [])}
+def named_statuses(body: dict) -> list[str]:
+    """The statuses an event or file record body names (its own, then its files'), once."""
+    return list(dict.fromkeys([body.get("status_id")]
+                              + [record.get("status_id") for record in body.get("files", [])]))
 
 
 def _show(value: Any) -> str:

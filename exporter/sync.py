@@ -228,6 +228,9 @@ class Syncer:
             self._record_page(target, sent, report, tracer)
             self._progress(bar, len(sent.items), lanes)
 
+        if len(page) < self.settings.batch_size:   # claimed before the protocol was known
+            page += self.queue.claim(target.target_id, page[-1].id,
+                                     self.settings.batch_size - len(page))
         in_flight: deque[SentPage] = deque()
         try:
             while page:

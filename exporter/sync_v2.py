@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
 from exporter.protocol_v2 import (BatchExchange, Complete, Failed, FileNeed, Finished,
-                                  PostBatch, plan_uploads, split_batches)
+                                  PostBatch, named_statuses, plan_uploads, split_batches)
 from exporter.resumable import Resumable, UploadRefused
 from exporter.transport import Transport
 from model.archive import Archive
@@ -50,6 +50,8 @@ class BatchDriver:
                                        _int(caps, "max_file_bytes", self.blobs_request_bytes))
         self.resumable = Resumable(self.transport, self._uploads_url(), self.upload_urls,
                                    self.target_name, self.upload_chunk_bytes)
+        self._status_bodies: dict[str, dict | None] = {}   # read once per run
+        self._statuses_held: set[str] = set()   # answered complete by the importer
 
     def _uploads_url(self) -> str:
         """The advertised `uploads` path, on the importer's host (a full URL is taken as
@@ -70,7 +72,12 @@ class BatchDriver:
         return page
 
     def _exchange(self, batch, statuses_sent: list) -> dict:
-        exchange = BatchExchange(batch, max_batch=self.batch_size)
+        named = dict.fromkeys(status_id for _, body in batch
+                              for status_id in named_statuses(body))
+        unconfirmed = {status_id: body for status_id in named
+                       if status_id not in self._statuses_held
+                       and (body := self._status(status_id)) is not None}
+        exchange = BatchExchange(batch, max_batch=self.batch_size, statuses=unconfirmed)
         action = exchange.start()
         while not isinstance(action, Finished):
             if isinstance(action, PostBatch):
@@ -83,14 +90,19 @@ class BatchDriver:
                             if key not in exchange.outcomes} | exchange.outcomes
                 action = exchange.answered(answer)
                 statuses_sent.extend(exchange.status_results)
+                self._statuses_held.update(
+                    status_id for status_id, result in exchange.status_results
+                    if isinstance(result, dict) and result.get("state") == "complete")
             else:
                 statuses = {status_id: self._status(status_id) for status_id in action.status_ids}
                 action = exchange.supplied(statuses, self._send_files(action.files))
         return action.outcomes
 
     def _status(self, status_id: str) -> dict | None:
-        status = self.archive.get_status(status_id)
-        return None if status is None else status.to_json()
+        if status_id not in self._status_bodies:
+            status = self.archive.get_status(status_id)
+            self._status_bodies[status_id] = None if status is None else status.to_json()
+        return self._status_bodies[status_id]
 
     # -- file bytes -------------------------------------------------------------------------
 

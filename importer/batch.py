@@ -45,7 +45,25 @@ class Item:
     error: str | None = None
 
 
-def parse_batch(body, max_batch: int) -> list[Item]:
+class SentBefore:
+    """Entities one user sent in full before (the version 1 entity cache). An exporter's
+    second round resends the bodies of its first, and checking that a body equals a cached
+    entity's JSON costs a twentieth of validating it again (a third of a batch's time)."""
+
+    def __init__(self, cache, user: str):
+        self.cache, self.user = cache, user
+
+    def parse(self, cls, data, field: str, entity_id):
+        """`cls.from_json(data, field)`, or the cached entity that has exactly this JSON."""
+        cached = self.cache.get(self.user, entity_id) if isinstance(entity_id, str) else None
+        if isinstance(cached, cls) and cached.to_json() == data:
+            return cached
+        entity = cls.from_json(data, field)
+        self.cache.put(self.user, entity.id, entity)
+        return entity
+
+
+def parse_batch(body, max_batch: int, known: SentBefore | None = None) -> list[Item]:
     """The batch's entities in result order; 400 for a body that is not a batch at all.
     An entity that does not validate becomes an Item with its error (a `failed` result)."""
     if not isinstance(body, dict):
@@ -60,14 +78,16 @@ def parse_batch(body, max_batch: int) -> list[Item]:
     if total > max_batch:
         raise bad_request(f"batch of {total} entities is over max_batch ({max_batch}); "
                           "split it")
-    return [_parse_item(kind, cls, data, f"{key}[{index}]")
+    parse = known.parse if known is not None else \
+        lambda cls, data, field, entity_id: cls.from_json(data, field)
+    return [_parse_item(kind, cls, data, f"{key}[{index}]", parse)
             for key, kind, cls in KINDS for index, data in enumerate(lists[key])]
 
 
-def _parse_item(kind: str, cls, data, field: str) -> Item:
+def _parse_item(kind: str, cls, data, field: str, parse) -> Item:
     raw_id = data.get(f"{kind}_id") if isinstance(data, dict) else None
     try:
-        entity = cls.from_json(data, field)
+        entity = parse(cls, data, field, raw_id)
     except EntityError as exc:
         return Item(kind, raw_id if isinstance(raw_id, str) else None, None, str(exc))
     return Item(kind, entity.id, entity)
@@ -205,7 +225,8 @@ def blueprint(url_path: str) -> Blueprint:
         importer = current_app.extensions["skyrelay"]
         tracing.request_trace_id()
         body = read_json(importer.settings["importer.max_body_bytes"])
-        items = parse_batch(body, importer.settings["importer.max_batch"])
+        items = parse_batch(body, importer.settings["importer.max_batch"],
+                            SentBefore(importer.cache, g.user.name))
         return jsonify({"results": run_batch(importer, items)})
 
     return bp

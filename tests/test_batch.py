@@ -1,9 +1,13 @@
 """`GET {base}/capabilities` and `POST {base}/batch` (protocol version 2), over the Flask test
 client on SQLite and PostgreSQL and against `skyrelay serve` (the `http` fixture)."""
 
+import copy
+
 import pytest
 
 from importer.app import create_app
+from importer.batch import SentBefore, parse_batch
+from importer.entity_cache import EntityCache
 from tests.importer_fixtures import (SETTINGS, event_json, file_json, http,  # noqa: F401
                                      md5_of, new_id, scene, site_config, status_json)
 
@@ -169,3 +173,20 @@ def test_a_batch_is_traced_one_event_per_outcome(http):
     assert outcomes == {("status", s.status["status_id"]): ("store", "OK"),
                         ("event", s.event["event_id"]): ("store", "OK"),
                         ("event", broken["event_id"]): ("refuse", "FAILED")}
+
+
+def test_a_resent_body_reuses_the_entity_and_a_changed_one_is_validated_again():
+    """A second round resends the same bodies: the entity parsed in the first is reused
+    (per user); any change, however small, goes through validation again."""
+    cache = EntityCache(16)
+    known = SentBefore(cache, "exporter")
+    status = status_json()
+    event = event_json(status["status_id"], [file_json(status["status_id"], b"bytes")])
+    first = parse_batch({"events": [event]}, 10, known)[0].entity
+    assert parse_batch({"events": [copy.deepcopy(event)]}, 10, known)[0].entity is first
+    someone_else = parse_batch({"events": [event]}, 10, SentBefore(cache, "other"))[0]
+    assert someone_else.entity is not first and someone_else.entity == first
+    changed = copy.deepcopy(event)
+    changed["files"][0]["file_size"] = "large"
+    item = parse_batch({"events": [changed]}, 10, known)[0]
+    assert item.entity is None and "events[0].files[0].file_size" in item.error

@@ -144,3 +144,27 @@ def test_statuses_go_alone_when_they_would_not_fit():
     assert then.body["statuses"] == [] and then.body["events"] == bodies
     done = exchange.answered({"results": [result(b, "complete") for b in bodies]})
     assert all(o == Complete(False) for o in done.outcomes.values())
+
+
+def test_statuses_given_up_front_go_with_the_first_batch_or_alone_before_it():
+    """Statuses the importer has not confirmed yet are sent unasked: with the entities when
+    they fit (no need_status round), alone first when they do not. An entity complete at
+    its own first answer still counts as already present."""
+    status = {"status_id": STATUS}
+    bodies = [event(n) for n in range(3)]
+    together = BatchExchange([("event", b) for b in bodies], statuses={STATUS: status})
+    first = together.start()
+    assert first.body["statuses"] == [status] and first.body["events"] == bodies
+    done = together.answered({"results": [{"type": "status", "id": STATUS,
+                                           "state": "complete"}]
+                                         + [result(b, "complete") for b in bodies]})
+    assert done.outcomes == {("event", b["event_id"]): Complete(True) for b in bodies}
+    assert together.status_results == [(STATUS, {"type": "status", "id": STATUS,
+                                                 "state": "complete"})]
+    alone = BatchExchange([("event", b) for b in bodies], max_batch=3,
+                          statuses={STATUS: status})
+    assert alone.start().body == {"statuses": [status], "files": [], "events": []}
+    then = alone.answered({"results": [{"type": "status", "id": STATUS, "state": "complete"}]})
+    assert then.body["statuses"] == [] and then.body["events"] == bodies
+    done = alone.answered({"results": [result(b, "complete") for b in bodies]})
+    assert all(o == Complete(True) for o in done.outcomes.values())
