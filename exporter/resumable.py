@@ -107,8 +107,9 @@ class Resumable:
 
 
 class _Chunk:
-    """`length` bytes of a file as a request body: streamed in 1 MiB reads (never whole in
-    memory), through the target's bandwidth limit, counted as uploaded."""
+    """`length` bytes of a file as a request body: streamed in 1 MiB reads into one reused
+    buffer (never whole in memory), through the target's bandwidth limit, counted as
+    uploaded. The HTTP client sends each piece before it asks for the next."""
 
     def __init__(self, stream: BinaryIO, length: int, transport: Transport):
         self._stream, self._length, self._transport = stream, length, transport
@@ -117,14 +118,14 @@ class _Chunk:
         return self._length
 
     def __iter__(self):
-        left = self._length
+        buffer, left = memoryview(bytearray(min(READ_SIZE, self._length))), self._length
         while left > 0:
-            block = self._stream.read(min(READ_SIZE, left))
-            if not block:
+            got = self._stream.readinto(buffer[:min(READ_SIZE, left)])
+            if not got:
                 raise errors.FinalError("the file is shorter than its record says")
-            left -= len(block)
-            self._transport.spend(len(block))
-            yield block
+            left -= got
+            self._transport.spend(got)
+            yield buffer[:got]
 
 
 def _b64(text: str) -> str:
