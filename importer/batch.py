@@ -28,7 +28,7 @@ from importer.request_body import read_json
 from model.archive import Outcome
 from model.bulk_import import store_ready
 from model.database import now_ms
-from model.entities import EntityError, Event, FileRecord, Status, content_hash
+from model.entities import EntityError, Event, FileRecord, Status
 
 log = logging.getLogger("skyrelay.importer")
 
@@ -159,7 +159,7 @@ def _store_status(importer, item: Item) -> tuple[Answer, str | None]:
         _log_conflict(item, result.held_hash)
         return Answer(handshake.COMPLETE, conflict=True), result.held_hash
     if result.outcome is Outcome.HELD:
-        return Answer(handshake.COMPLETE), content_hash(item.entity.to_json())
+        return Answer(handshake.COMPLETE), item.entity.content_hash
     return Answer(handshake.COMPLETE), None
 
 
@@ -212,7 +212,7 @@ def _result(item: Item, answer: Answer) -> dict:
 def _log_conflict(item: Item, held_hash: str | None) -> None:
     log.warning("conflict: %s %s is held with content hash %s; user %s sent content hash %s;"
                 " the held version is kept", item.kind, item.id, held_hash, g.user.name,
-                content_hash(item.entity.to_json()))
+                item.entity.content_hash)
 
 
 def blueprint(url_path: str) -> Blueprint:

@@ -8,7 +8,7 @@ routes re-decide after a store that lost a race against another request.
 
 from dataclasses import dataclass, field
 
-from model.entities import Event, FileRecord, Status, content_hash
+from model.entities import Event, FileRecord, Status
 
 COMPLETE = "complete"
 NEED_STATUS = "need_status"
@@ -94,4 +94,4 @@ def _records(entity: FileRecord | Event) -> tuple[FileRecord, ...]:
 
 
 def _differs(entity: Entity, held: Held) -> bool:
-    return held.held_hash != content_hash(entity.to_json())
+    return held.held_hash != entity.content_hash

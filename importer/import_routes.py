@@ -18,7 +18,7 @@ from model import codec
 from model.archive import MissingData, MissingStatus, Outcome
 from model.blobstore import TooLarge
 from model.database import now_ms
-from model.entities import EntityError, Event, FileRecord, Status, content_hash
+from model.entities import EntityError, Event, FileRecord, Status
 
 log = logging.getLogger("skyrelay.importer")
 
@@ -111,7 +111,7 @@ def settle(importer, entity, cached: bool) -> Answer:
                      entity.id, type(exc).__name__)
             continue
         if result.outcome is not Outcome.CONFLICT:
-            now_held = Held(held_hash=content_hash(entity.to_json()), status_held=True)
+            now_held = Held(held_hash=entity.content_hash, status_held=True)
             return handshake.decide(entity, now_held, cached)
     raise ApiError(503, "the archive changed while this entity was being stored; retry",
                    headers={"Retry-After": "1"})
@@ -151,7 +151,7 @@ def _store(archive, entity):
 def _log_conflict(entity, held: Held) -> None:
     log.warning("conflict: %s %s is held with content hash %s; user %s sent content hash %s;"
                 " the held version is kept", KIND[type(entity)], entity.id, held.held_hash,
-                g.user.name, content_hash(entity.to_json()))
+                g.user.name, entity.content_hash)
 
 
 @require_role("import")

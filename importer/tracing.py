@@ -19,7 +19,7 @@ from importer.errors import bad_request
 from importer.handshake import COMPLETE, CONTINUE, FAILED as ANSWER_FAILED, Answer
 from model.codec import EntityError, uuid_hex
 from model.database import Database
-from model.entities import Event, FileRecord, Status, content_hash
+from model.entities import Event, FileRecord, Status
 from model.traces import FAILED, OK, TraceEvent, TraceIdError, Traces, check_trace_id, \
     new_trace_id
 
@@ -64,7 +64,7 @@ def answer_event(entity, answer: Answer, held_before: str | None,
         kind == "status" and answer.state == CONTINUE)
     if not terminal:
         return None
-    new_hash = content_hash(entity.to_json())
+    new_hash = entity.content_hash
     meta, exception, status = {}, "", OK
     if answer.state == ANSWER_FAILED:
         operation, status, exception = "import", FAILED, answer.message or "failed"

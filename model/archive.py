@@ -17,7 +17,7 @@ from model import schema
 from model.blobstore import BlobInfo, BlobStore
 from model.cleanup import ArchiveCleanup
 from model.database import Database, now_ms
-from model.entities import Event, FileRecord, Status, canonical_json, content_hash
+from model.entities import Event, FileRecord, Status
 from model.sql_helpers import IN_CHUNK, insert_ignoring_duplicates, lock_blob
 
 
@@ -91,11 +91,10 @@ class Archive(ArchiveCleanup):
             held = self._hash_of(schema.statuses.c.status_id, status.status_id)
             if held is None:
                 raise
-            return _already_held(held, content_hash(status.to_json()))
+            return _already_held(held, status.content_hash)
 
     def _add_status_into(self, tx: Connection, status: Status) -> ImportResult:
-        body = status.to_json()
-        new_hash = content_hash(body)
+        new_hash = status.content_hash
         held = tx.scalar(select(schema.statuses.c.content_hash)
                          .where(schema.statuses.c.status_id == status.status_id))
         if held is not None:
@@ -103,7 +102,7 @@ class Archive(ArchiveCleanup):
         tx.execute(insert(schema.statuses).values(
             status_id=status.status_id, camera_id=status.camera_id,
             valid_from=status.valid_from, valid_to=status.valid_to,
-            body=canonical_json(body), content_hash=new_hash, created_ms=now_ms()))
+            body=status.canonical_text, content_hash=new_hash, created_ms=now_ms()))
         return ImportResult(Outcome.STORED)
 
     def missing_statuses(self, status_ids: Sequence[str]) -> list[str]:
@@ -228,35 +227,31 @@ class Archive(ArchiveCleanup):
         Raises MissingStatus or MissingData (naming every file whose bytes are missing, in
         the event's order) when it cannot be stored yet.
         """
-        return self._import(schema.events.c.event_id, event.event_id, event.to_json(),
-                            event.status_id, event.files, event)
+        return self._import(schema.events.c.event_id, event, event.files, event)
 
     def import_file(self, record: FileRecord) -> ImportResult:
         """Store a standalone file record (one that belongs to no event)."""
-        return self._import(schema.files.c.file_id, record.file_id, record.to_json(),
-                            record.status_id, [record], None)
+        return self._import(schema.files.c.file_id, record, [record], None)
 
-    def _import(self, id_column, entity_id, body, status_id, records, event) -> ImportResult:
+    def _import(self, id_column, entity, records, event) -> ImportResult:
         try:
             with self.db.transaction() as tx:
-                return self._import_into(tx, id_column, entity_id, body, status_id, records,
-                                         event)
+                return self._import_into(tx, id_column, entity, records, event)
         except IntegrityError:
             # Another request stored the same entity between our check and our insert.
-            held = self._hash_of(id_column, entity_id)
+            held = self._hash_of(id_column, entity.id)
             if held is None:
                 raise
-            return _already_held(held, content_hash(body))
+            return _already_held(held, entity.content_hash)
 
-    def _import_into(self, tx, id_column, entity_id, body, status_id, records,
-                     event) -> ImportResult:
+    def _import_into(self, tx, id_column, entity, records, event) -> ImportResult:
         """Decide and store inside the caller's transaction; raises MissingStatus or
         MissingData when the entity cannot be stored yet."""
-        new_hash = content_hash(body)
-        held = tx.scalar(select(id_column.table.c.content_hash).where(id_column == entity_id))
+        new_hash = entity.content_hash
+        held = tx.scalar(select(id_column.table.c.content_hash).where(id_column == entity.id))
         if held is not None:
             return _already_held(held, new_hash)
-        unknown = _first_missing_status(tx, [status_id, *(r.status_id for r in records)])
+        unknown = _first_missing_status(tx, [entity.status_id, *(r.status_id for r in records)])
         if unknown:
             raise MissingStatus(unknown)
         present = self._present_data(tx, records)
@@ -268,20 +263,17 @@ class Archive(ArchiveCleanup):
             # Under READ COMMITTED a concurrent import of this very entity may have
             # committed since our first look: then it is held, not a conflict.
             held = tx.scalar(select(id_column.table.c.content_hash)
-                             .where(id_column == entity_id))
+                             .where(id_column == entity.id))
             if held is not None:
                 return _already_held(held, new_hash)
             return ImportResult(Outcome.CONFLICT, clash, new_hash)
-        self._insert(tx, event, records, present, body, new_hash)
+        insert_rows(tx, *entity_rows(event, records, present))
         return ImportResult(Outcome.STORED)
 
     def _records_held_elsewhere(self, tx: Connection, records) -> str | None:
         """A file record of this entity already held as part of another: the held hash."""
         return tx.scalar(select(schema.files.c.content_hash).where(
             schema.files.c.file_id.in_([r.file_id for r in records])).limit(1))
-
-    def _insert(self, tx, event, records, present, body, new_hash) -> None:
-        insert_rows(tx, *entity_rows(event, records, present, body, new_hash))
 
     def has_event(self, event_id: str) -> bool:
         return self._exists(schema.events.c.event_id, event_id)
@@ -325,11 +317,9 @@ class Archive(ArchiveCleanup):
             results = [BundleResult("status", s.status_id, self._add_status_into(tx, s))
                        for s in statuses]
             results += [BundleResult("file", r.file_id, self._import_into(
-                tx, schema.files.c.file_id, r.file_id, r.to_json(), r.status_id, [r], None))
-                for r in files]
+                tx, schema.files.c.file_id, r, [r], None)) for r in files]
             results += [BundleResult("event", e.event_id, self._import_into(
-                tx, schema.events.c.event_id, e.event_id, e.to_json(), e.status_id, e.files, e))
-                for e in events]
+                tx, schema.events.c.event_id, e, e.files, e)) for e in events]
             if before_commit is not None:
                 before_commit(tx, results)
         return results
@@ -371,7 +361,7 @@ def _already_held(held_hash: str, new_hash: str) -> ImportResult:
     return ImportResult(Outcome.CONFLICT, held_hash, new_hash)
 
 
-def entity_rows(event, records, present, body, new_hash) -> tuple[list, list, list, list]:
+def entity_rows(event, records, present) -> tuple[list, list, list, list]:
     """The rows that store one event (or standalone record) with its file records: (event
     rows, file rows, meta rows, staged keys to delete). `present` maps (file_id, md5) to the
     sha256 of the bytes held for it."""
@@ -380,17 +370,17 @@ def entity_rows(event, records, present, body, new_hash) -> tuple[list, list, li
     event_rows = [] if not event else [{
         "event_id": event.event_id, "camera_id": event.camera_id, "status_id": event.status_id,
         "event_time": event.event_time, "event_type": event.event_type,
-        "body": canonical_json(body), "content_hash": new_hash, "created_ms": created}]
+        "body": event.canonical_text, "content_hash": event.content_hash,
+        "created_ms": created}]
     file_rows, meta_rows = [], _meta_rows(event.meta, event_id=event_id) if event else []
     for position, record in enumerate(records):
-        record_body = record.to_json()
         file_rows.append({
             "file_id": record.file_id, "event_id": event_id, "position": position,
             "camera_id": record.camera_id, "status_id": record.status_id,
             "file_time": record.file_time, "semantic_type": record.semantic_type,
             "mime_type": record.mime_type, "file_size": record.file_size,
             "md5": record.md5, "sha256": present[(record.file_id, record.md5)],
-            "body": canonical_json(record_body), "content_hash": content_hash(record_body),
+            "body": record.canonical_text, "content_hash": record.content_hash,
             "created_ms": created})
         meta_rows += _meta_rows(record.meta, file_id=record.file_id)
     staged = [{"k_file_id": r.file_id, "k_md5": r.md5} for r in records]

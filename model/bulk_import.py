@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from model import schema
 from model.archive import Archive, entity_rows, insert_rows
 from model.sql_helpers import IN_CHUNK
-from model.entities import Event, FileRecord, content_hash
+from model.entities import Event, FileRecord
 
 Entity = Event | FileRecord
 
@@ -35,9 +35,7 @@ def store_ready(archive: Archive, entities: Sequence[Entity]) -> set[tuple[str, 
             rows = ([], [], [], [])
             for entity, records in ready:
                 event = entity if isinstance(entity, Event) else None
-                body = entity.to_json()
-                for collected, new in zip(rows, entity_rows(event, records, present, body,
-                                                            content_hash(body))):
+                for collected, new in zip(rows, entity_rows(event, records, present)):
                     collected.extend(new)
             insert_rows(tx, *rows)
     except IntegrityError:

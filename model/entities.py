@@ -9,6 +9,7 @@ ignored, so a newer peer's additions do not make an entity unreadable.
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 from model import codec
@@ -28,6 +29,19 @@ def canonical_json(data: Any) -> str:
 def content_hash(entity_json: Mapping) -> str:
     """SHA-256 of the canonical JSON: two sites agree on it iff they hold the same content."""
     return hashlib.sha256(canonical_json(entity_json).encode()).hexdigest()
+
+
+class _Content:
+    """An entity's canonical JSON text and content hash, computed once: an entity is
+    stored, traced and compared by them, and it is frozen, so they never change."""
+
+    @cached_property
+    def canonical_text(self) -> str:
+        return canonical_json(self.to_json())
+
+    @cached_property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def _region(value: Any, field: str) -> tuple:
 
 
 @dataclass(frozen=True)
-class Status:
+class Status(_Content):
     status_id: str
     camera_id: str
     valid_from: int
@@ -161,7 +175,7 @@ def _meta_list(data: Mapping, field: str) -> tuple:
 
 
 @dataclass(frozen=True)
-class FileRecord:
+class FileRecord(_Content):
     file_id: str
     camera_id: str
     status_id: str
@@ -206,7 +220,7 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(_Content):
     event_id: str
     camera_id: str
     status_id: str

@@ -149,7 +149,9 @@ def test_file_record_decode_encode_is_identity(body):
 @given(strategies.event_json())
 def test_event_decode_encode_is_identity(body):
     assert round_trip(Event, body) == body
-    assert canonical_json(Event.from_json(body).to_json()) == canonical_json(body)
+    event = Event.from_json(body)
+    assert event.canonical_text == canonical_json(event.to_json()) == canonical_json(body)
+    assert event.content_hash == content_hash(body)   # (computed once, then remembered)
 
 
 @settings(max_examples=150)
