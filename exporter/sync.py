@@ -221,9 +221,10 @@ class Syncer:
     def _drain_batched(self, target: Target, lanes: BatchLanes, page: list[QueueItem],
                        report: TargetReport, tracer: SyncTracer, heartbeat: _Heartbeat,
                        bar) -> None:
-        """Pages go out on the lanes as soon as one is free; their outcomes are recorded in
-        the order they went. If the target stops, the pages still in flight end first and
-        what they delivered is recorded."""
+        """Pages go out on the lanes as soon as one is free (one more waits its turn, so no
+        lane idles while this thread records a finished page and claims the next); their
+        outcomes are recorded in the order they went. If the target stops, the pages still
+        in flight end first and what they delivered is recorded."""
         def finish(sent: SentPage) -> None:
             self._record_page(target, sent, report, tracer)
             self._progress(bar, len(sent.items), lanes)
@@ -236,8 +237,8 @@ class Syncer:
             while page:
                 heartbeat.check()
                 in_flight.append(lanes.send(self._live(page), now_ms()))
-                if len(in_flight) == lanes.count:
-                    finish(in_flight.popleft())
+                if len(in_flight) > lanes.count:    # one waits its turn: no lane idles
+                    finish(in_flight.popleft())     # while a finished page is recorded
                 page = self.queue.claim(target.target_id, page[-1].id,
                                         self.settings.batch_size)
             while in_flight:
