@@ -2,8 +2,10 @@
 `protocol_v2.BatchExchange`.
 
 A page is cut into batches of `batch_size` entities (and well under the importer's body
-limit). For each batch: one `/batch` request; the statuses the importer asks for go into the
-next one; the bytes it lacks go small files together through `/blobs` (at most
+limit). For each batch: one `/batch` request, with the statuses its entities name that the
+importer has not confirmed yet in this run (unasked: a new importer then needs no round to
+ask for them); a status it still asks for goes into the next one; the bytes it lacks go
+small files together through `/blobs` (at most
 `blobs_request_bytes` per request), large files one by one as resumable uploads; then one
 more `/batch` with only the entities that were not complete. Transport errors are not caught
 here: the sync turns them into a target backoff, as for version 1.
