@@ -5,7 +5,7 @@ timeout, and foreign keys; PostgreSQL a small pool with pre-ping.
 """
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -13,6 +13,7 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.exc import OperationalError
 
 from model.migration_state import at_heads
+from model.sqlite_writers import SqliteWriters, WritersBusy
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -29,8 +30,11 @@ class Database:
     def __init__(self, url: str, busy_timeout_s: float = 10.0):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._writers = None
         if self.is_sqlite:
-            _make_parent_folder(url)
+            path = _make_parent_folder(url)
+            if path:
+                self._writers = SqliteWriters(path, busy_timeout_s)
             self.engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -40,9 +44,10 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One unit of work: committed on success, rolled back on any exception."""
+        """One unit of work: committed on success, rolled back on any exception. On SQLite
+        it waits its turn among this site's writers first (`model.sqlite_writers`)."""
         try:
-            with self.engine.connect() as connection:
+            with self._writer_turn(), self.engine.connect() as connection:
                 connection.execution_options(skyrelay_write=True)
                 with connection.begin():
                     yield connection
@@ -50,6 +55,11 @@ class Database:
             if _is_busy(exc):
                 raise DatabaseBusy(str(exc.orig)) from exc
             raise
+        except WritersBusy as exc:
+            raise DatabaseBusy(str(exc)) from exc
+
+    def _writer_turn(self):
+        return self._writers.turn() if self._writers is not None else nullcontext()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -79,12 +89,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
 
 
-def _make_parent_folder(url: str) -> None:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _make_parent_folder(url: str) -> str | None:
+    """The database file's path (its folder made), or None for an in-memory database."""
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
