@@ -4,8 +4,8 @@ For each dataset it fills a site A, starts fresh importer sites (`skyrelay serve
 workers) on loopback and syncs with --protocol v1, then v2, each in a child process of its
 own (`bench/sync_child.py`: what `skyrelay sync` runs, and its peak RSS is its own). It prints, per run: wall time (the
 child process from start to exit, and the sync alone), entities/s, MiB/s, HTTP requests per
-entity (counted in the importer's access log), peak RSS of the exporter and of the
-importer's workers; then `rsync -a` of the same blob folder (files only, the baseline) and
+entity (counted in the importer's access log), peak RSS and CPU time of the exporter and
+of the importer's workers; then `rsync -a` of the same blob folder (files only, the baseline) and
 the in-process hashlib.md5 rate over the same bytes (the physical limit). Ratios, not
 absolute times, are the headline.
 
@@ -112,6 +112,8 @@ class Result:
     requests: int
     exporter_rss: float
     importer_rss: float
+    exporter_cpu: float     # user + system seconds of the sync's process
+    importer_cpu: float     # the same, of the importer's workers during the sync
     ok: bool
     problem: str | None = None
 
@@ -121,7 +123,8 @@ class Result:
         return (f"  {self.label:<9}{self.wall_s:8.2f} s ({self.sync_s:6.2f} s sync) "
                 f"{rate:9.0f} entities/s {mibs:8.1f} MiB/s "
                 f"{self.requests / max(self.entities, 1):7.3f} req/entity "
-                f"{self.exporter_rss:7.1f} MiB exp {self.importer_rss:7.1f} MiB imp"
+                f"{self.exporter_rss:7.1f} MiB exp {self.importer_rss:7.1f} MiB imp "
+                f"CPU {self.exporter_cpu:5.2f} s exp {self.importer_cpu:5.2f} s imp"
                 + ("" if self.ok else f"  FAILED: {self.problem}"))
 
 
@@ -156,6 +159,18 @@ def peak_rss_mib(pids: list[int]) -> float:
     return peak
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time so far of the processes `pids`, from /proc."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def access_lines(site: LocalSite) -> int:
     text = (site.root / "serve.log").read_text(errors="replace")
     return sum(" user=" in line and " trace=" in line for line in text.splitlines())
@@ -170,16 +185,17 @@ def measure(a: LocalSite, root: Path, label: str, protocol: str, entities: int,
         Targets(site_a.database).add(importer.name, importer.import_url, USER, password,
                                      protocol)
         site_a.close()
-        before = access_lines(importer)
+        before, cpu_before = access_lines(importer), cpu_seconds(gunicorn_pids(importer))
         started = time.monotonic()
         child = subprocess.run([sys.executable, str(SYNC_CHILD), str(a.config_path),
                                 importer.name], capture_output=True, text=True, check=True)
         wall = time.monotonic() - started
         out = json.loads(child.stdout.strip().splitlines()[-1])
         time.sleep(0.2)                           # the last access lines reach the log
+        workers = gunicorn_pids(importer)
         return Result(protocol, wall, out["seconds"], entities, data_bytes,
-                      access_lines(importer) - before, out["rss_mib"],
-                      peak_rss_mib(gunicorn_pids(importer)), out["ok"], out["problem"])
+                      access_lines(importer) - before, out["rss_mib"], peak_rss_mib(workers),
+                      out["cpu_s"], cpu_seconds(workers) - cpu_before, out["ok"], out["problem"])
     finally:
         importer.stop()
 

@@ -1,6 +1,6 @@
 """One measured sync, run by bench/replicate.py as a process of its own: it imports only
 what `skyrelay sync` needs (no benchmark code), syncs one target and prints the report and
-its own peak RSS as one JSON line.
+its own peak RSS and CPU time as one JSON line.
 
     python bench/sync_child.py CONFIG TARGET
 """
@@ -23,10 +23,11 @@ def main(config_path: str, target: str) -> None:
     site = open_configured_site(config, migrate=False)    # migrated when it was filled
     report = Syncer(site, SyncSettings.from_config(config)).run([target])
     site.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"ok": report.ok, "seconds": report.seconds,
                       "sent": report.total("sent"), "failed": report.total("failed"),
                       "bytes": report.total("bytes"), "problem": report.targets[0].problem,
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}))
     gc.freeze()      # no last collection at exit, as `skyrelay` ends (skyrelay.cli.main)
 
 

@@ -2,7 +2,8 @@
 
 scrypt makes a password check deliberately slow, so a verified (name, password) pair is
 remembered for `importer.auth_cache_s` seconds, keyed by a SHA-256 of both, never by the
-password itself.
+password itself. Requests that arrive together with the same pair (an exporter's lanes
+start at once) wait for one check instead of each making its own.
 """
 
 import hashlib
@@ -16,24 +17,37 @@ from importer.errors import ApiError
 from model.users import User, Users
 
 
+# Checks of the same pair take turns behind one of these locks (picked by the pair's hash;
+# two pairs sharing a lock only wait for each other's check, rarely).
+CHECK_LOCKS = 64
+
+
 class CredentialCache:
     def __init__(self, users: Users, ttl_s: float, size: int = 1024):
         self._users = users
         self._cache = TTLCache(maxsize=size, ttl=ttl_s) if ttl_s > 0 else None
         self._lock = threading.Lock()
+        self._checking = [threading.Lock() for _ in range(CHECK_LOCKS)]
 
     def authenticate(self, name: str, password: str) -> User | None:
         if self._cache is None:
             return self._users.authenticate(name, password)
         key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
-        with self._lock:
-            user = self._cache.get(key)
-        if user is None:
-            user = self._users.authenticate(name, password)
-            if user is not None:
-                with self._lock:
-                    self._cache[key] = user
+        user = self._remembered(key)
+        if user is not None:
+            return user
+        with self._checking[key[0] % CHECK_LOCKS]:
+            user = self._remembered(key)       # checked meanwhile by the request before us
+            if user is None:
+                user = self._users.authenticate(name, password)
+                if user is not None:
+                    with self._lock:
+                        self._cache[key] = user
         return user
+
+    def _remembered(self, key: bytes) -> User | None:
+        with self._lock:
+            return self._cache.get(key)
 
 
 def _unauthorized(message: str) -> ApiError:

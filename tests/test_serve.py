@@ -4,6 +4,7 @@ exporters at once, and a busy database answering 503 instead of 500."""
 import re
 import sqlite3
 import threading
+import time
 
 import pytest
 import requests
@@ -135,3 +136,41 @@ def test_a_busy_database_answers_503_with_retry_after(tmp_path):
 def test_serve_refuses_bad_options(tmp_path, args):
     result = Server(tmp_path).cli("serve", *args, check=False)
     assert result.returncode != 0 and "Invalid value" in result.stderr
+
+
+def test_a_second_connection_goes_to_the_idle_worker(server_factory):
+    """gunicorn lets whichever worker wakes first accept; skyrelay's worker that already
+    holds a connection lets an idle one go first (importer.balanced_worker), so an
+    exporter's two lanes are served by two processes, not two threads of one."""
+    server = server_factory("balanced", workers=2)
+    _until_both_workers_serve(server)
+    trials = 20
+    for trial in range(trials):
+        first, second = requests.Session(), requests.Session()
+        for session, lane in ((first, "a"), (second, "b")):    # `first` stays connected
+            session.get(server.url + "/api/files", headers={"X-Trace-Id": f"{trial}{lane}"},
+                        timeout=TIMEOUT)
+        first.close()
+        second.close()
+        time.sleep(0.05)                          # the workers see both connections close
+    server.stop()
+    worker = _workers_by_trace(server.log())
+    split = sum(worker[f"{t}a"] != worker[f"{t}b"] for t in range(trials))
+    assert split == trials, f"only {split} of {trials} second connections went to the idle worker"
+
+
+def _workers_by_trace(log: str) -> dict[str, str]:
+    """{trace ID: PID of the worker that logged the request}."""
+    return {match[2]: match[1] for match in
+            re.finditer(r"\[(\d+)\] INFO skyrelay\.access: .* trace=(\S+)$", log, re.MULTILINE)}
+
+
+def _until_both_workers_serve(server, timeout_s: float = 30) -> None:
+    """gunicorn starts its workers one after the other: wait until each has answered."""
+    deadline, probe = time.monotonic() + timeout_s, 0
+    while len(set(_workers_by_trace(server.log()).values())) < 2:
+        assert time.monotonic() < deadline, "the second worker never answered"
+        probe += 1
+        requests.get(server.url + "/api/files", headers={"X-Trace-Id": f"probe{probe}"},
+                     timeout=TIMEOUT)
+        time.sleep(0.05)

@@ -5,7 +5,8 @@ preloaded: each worker calls the app factory after the fork, so each opens its o
 engine (connections must never cross a fork). The master prints the address it actually
 bound (`listening on http://HOST:PORT`) on stdout, so `--port 0` is usable by scripts and
 tests. Every worker logs one access line per request to stderr; gunicorn's own access log
-stays off so that each request is logged once.
+stays off so that each request is logged once. The workers are gunicorn's threaded ones,
+which let an idle worker take a new connection first (`importer.balanced_worker`).
 """
 
 import logging
@@ -28,7 +29,7 @@ class ImporterServer(BaseApplication):
             "bind": f"{_host_for_bind(host)}:{port}",
             "workers": workers,
             "threads": config["importer.threads"],
-            "worker_class": "gthread",
+            "worker_class": "importer.balanced_worker.BalancedThreadWorker",
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "info",
