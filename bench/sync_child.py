@@ -5,7 +5,6 @@ its own peak RSS and CPU time as one JSON line.
     python bench/sync_child.py CONFIG TARGET
 """
 
-import gc
 import json
 import resource
 import sys
@@ -15,10 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporter.sync import Syncer, SyncSettings  # noqa: E402
 from model.site import open_configured_site  # noqa: E402
-from skyrelay import config as config_module  # noqa: E402
+from skyrelay import config as config_module, heap  # noqa: E402
 
 
 def main(config_path: str, target: str) -> None:
+    heap.settle_after_start()                   # as `skyrelay` starts (skyrelay.cli.main)
     config = config_module.load(config_path, environ={})
     site = open_configured_site(config, migrate=False)    # migrated when it was filled
     report = Syncer(site, SyncSettings.from_config(config)).run([target])
@@ -27,8 +27,9 @@ def main(config_path: str, target: str) -> None:
     print(json.dumps({"ok": report.ok, "seconds": report.seconds,
                       "sent": report.total("sent"), "failed": report.total("failed"),
                       "bytes": report.total("bytes"), "problem": report.targets[0].problem,
-                      "rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}))
-    gc.freeze()      # no last collection at exit, as `skyrelay` ends (skyrelay.cli.main)
+                      "rss_mib": usage.ru_maxrss / 1024,
+                      "cpu_s": usage.ru_utime + usage.ru_stime}))
+    heap.skip_last_collection()                 # as `skyrelay` ends
 
 
 if __name__ == "__main__":

@@ -6,12 +6,11 @@ the context they share (configuration loaded and the site opened on first use, s
 """
 
 import functools
-import gc as python_gc
 import sys
 
 import click
 
-from skyrelay import __version__, config as config_module
+from skyrelay import __version__, config as config_module, heap
 from skyrelay.commands import bundle, config, demo, gc, job, serve, status, sync, target, users
 from model.site import Site, open_configured_site
 
@@ -77,12 +76,11 @@ for module in (config, users, gc, serve, target, sync, demo, bundle, job, status
 
 
 def main() -> None:
+    heap.settle_after_start()
     try:
         cli(prog_name="skyrelay")
     finally:
-        # The process ends now: spare the interpreter its last garbage collection over
-        # every object still alive (a tenth of a second after a large sync).
-        python_gc.freeze()
+        heap.skip_last_collection()
 
 
 if __name__ == "__main__":

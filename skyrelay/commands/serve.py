@@ -15,6 +15,8 @@ import sys
 import click
 from gunicorn.app.base import BaseApplication
 
+from skyrelay import heap
+
 # How long a stopping worker may finish its requests, in seconds.
 GRACEFUL_TIMEOUT_S = 10
 LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
@@ -55,7 +57,9 @@ class ImporterServer(BaseApplication):
 
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
         site = open_configured_site(self.site_config, migrate=False)
-        return create_app(self.site_config, site)
+        app = create_app(self.site_config, site)
+        heap.settle_after_start()
+        return app
 
 
 def _host_for_bind(host: str) -> str:
