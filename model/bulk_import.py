@@ -29,6 +29,7 @@ def store_ready(archive: Archive, entities: Sequence[Entity]) -> set[tuple[str, 
     transaction; returns the (kind, ID) of those stored."""
     if not entities:
         return set()
+    _prepare(entities)
     try:
         with archive.db.transaction() as tx:
             ready, present = _ready(archive, tx, entities)
@@ -41,6 +42,14 @@ def store_ready(archive: Archive, entities: Sequence[Entity]) -> set[tuple[str, 
     except IntegrityError:
         return set()
     return {(_kind(entity), entity.id) for entity, _ in ready}
+
+
+def _prepare(entities: Sequence[Entity]) -> None:
+    """Compute the stored texts and hashes before taking the write lock: they were most of
+    the time it was held, and the other importer workers wait for it."""
+    for entity in entities:
+        for content in (entity, *(entity.files if isinstance(entity, Event) else ())):
+            content.content_hash          # computes (and keeps) canonical_text too
 
 
 def _kind(entity: Entity) -> str:
