@@ -31,7 +31,7 @@ class WritersBusy(Exception):
 
 class SqliteWriters:
     def __init__(self, database_path: str, timeout_s: float):
-        self.lock_path = f"{database_path}-writers.lock"
+        self.lock_path = f"{os.path.abspath(database_path)}-writers.lock"   # whatever cwd
         self.timeout_s = timeout_s
         self._threads = threading.Lock()
         self._fd: int | None = None
