@@ -156,7 +156,10 @@ def test_a_second_connection_goes_to_the_idle_worker(server_factory):
     server.stop()
     worker = _workers_by_trace(server.log())
     split = sum(worker[f"{t}a"] != worker[f"{t}b"] for t in range(trials))
-    assert split == trials, f"only {split} of {trials} second connections went to the idle worker"
+    # Whichever worker wakes first would split about half (9-10 of 20 measured); two misses
+    # are allowed for a busy machine's scheduling, and 18 of 20 by chance is 1 in 5,000.
+    assert split >= trials - 2, \
+        f"only {split} of {trials} second connections went to the idle worker"
 
 
 def _workers_by_trace(log: str) -> dict[str, str]:
