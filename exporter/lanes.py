@@ -33,15 +33,15 @@ class SentPage:
 
 
 class BatchLanes:
-    def __init__(self, transport: Transport, make_driver: Callable[[Transport], BatchDriver],
-                 lanes: int = LANES):
+    def __init__(self, transport: Transport, siblings: list[Transport],
+                 make_driver: Callable[[Transport], BatchDriver]):
         # The first lane uses the sync's own transport; the others a sibling each.
-        self.transports = [transport] + [transport.sibling() for _ in range(lanes - 1)]
-        self.count = lanes
+        self.transports = [transport, *siblings]
+        self.count = len(self.transports)
         self._free: queue.SimpleQueue[BatchDriver] = queue.SimpleQueue()
         for lane_transport in self.transports:
             self._free.put(make_driver(lane_transport))
-        self._pool = ThreadPoolExecutor(lanes, thread_name_prefix="sync-lane")
+        self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="sync-lane")
 
     def send(self, items: list[QueueItem], started_ms: int) -> SentPage:
         return SentPage(items, started_ms, self._pool.submit(self._send, items))

@@ -21,11 +21,12 @@ import sys
 import threading
 import uuid
 from collections import deque
-from contextlib import suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from exporter import errors
-from exporter.lanes import BatchLanes, SentPage
+from exporter.lanes import LANES, BatchLanes, SentPage
 from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.protocol_v2 import Complete as BatchComplete, Failed as BatchFailed
 from exporter.report import SyncReport, TargetReport, human_bytes
@@ -200,20 +201,24 @@ class Syncer:
         1), else None: version 1."""
         if target.protocol == "v1":
             return None
+        siblings = [transport.sibling() for _ in range(LANES - 1)]
         try:
-            capabilities = transport.capabilities()
+            with _logged_in(siblings):
+                capabilities = transport.capabilities()
         except (errors.ProtocolError, errors.Refused):   # (a 404 is None already)
             capabilities = None
         except errors.ExportError as exc:
+            _close(siblings, transport)
             self._target_failed(target, exc, [i for i in page if i.body is not None], tracer)
         if not speaks_version_2(capabilities):
+            _close(siblings, transport)
             if target.protocol == "v2":
                 raise TargetStopped("the target is set to protocol v2 but its importer speaks "
                                     "version 1 only; set it to auto or v1 (`skyrelay target "
                                     "set NAME --protocol auto`)")
             return None
         settings = self.settings
-        return BatchLanes(transport, lambda lane_transport: BatchDriver(
+        return BatchLanes(transport, siblings, lambda lane_transport: BatchDriver(
             self.site.archive, lane_transport, capabilities, UploadUrls(self.site.database),
             target.name, settings.batch_size, settings.small_file_bytes,
             settings.blobs_request_bytes, settings.upload_chunk_bytes))
@@ -372,6 +377,33 @@ class Syncer:
         stream, record = opened
         with stream:
             return transport.upload(action.file_id, action.md5, stream, record.file_size)
+
+
+@contextmanager
+def _logged_in(siblings: list[Transport]):
+    """While the body runs (the first lane asks for capabilities), each other lane opens its
+    connection with a request of its own. An importer worker checks a password (scrypt,
+    about 50 ms) on its first request: side by side on the workers, not one after the
+    other on the sync's critical path. A failure here only means the lane connects later."""
+    if not siblings:
+        yield
+        return
+    with ThreadPoolExecutor(len(siblings), thread_name_prefix="sync-login") as pool:
+        for sibling in siblings:
+            pool.submit(_quietly, sibling.capabilities)
+        yield
+
+
+def _quietly(call) -> None:
+    with suppress(errors.ExportError):
+        call()
+
+
+def _close(siblings: list[Transport], counted: Transport) -> None:
+    """Close lanes that will not be used; their requests still count in the report."""
+    for sibling in siblings:
+        counted.requests += sibling.requests
+        sibling.close()
 
 
 class _NoProgress:
