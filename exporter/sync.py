@@ -385,10 +385,7 @@ def _logged_in(siblings: list[Transport]):
     connection with a request of its own. An importer worker checks a password (scrypt,
     about 50 ms) on its first request: side by side on the workers, not one after the
     other on the sync's critical path. A failure here only means the lane connects later."""
-    if not siblings:
-        yield
-        return
-    with ThreadPoolExecutor(len(siblings), thread_name_prefix="sync-login") as pool:
+    with ThreadPoolExecutor(max(1, len(siblings)), thread_name_prefix="sync-login") as pool:
         for sibling in siblings:
             pool.submit(_quietly, sibling.capabilities)
         yield
