@@ -8,7 +8,7 @@ burst at several times the limit.
 
 import threading
 import time
-from typing import BinaryIO, Iterable, Iterator
+
 
 class TokenBucket:
     """`take(n)` blocks until n bytes may go; thread-safe. rate None: never blocks."""
@@ -31,29 +31,3 @@ class TokenBucket:
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
         if wait > 0:
             self._sleep(wait)
-
-    def limit(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The same chunks, each released when the bucket allows it."""
-        for chunk in chunks:
-            self.take(len(chunk))
-            yield chunk
-
-
-class LimitedReader:
-    """A file-like `read` that draws from the bucket (for bodies `requests` reads itself)."""
-
-    def __init__(self, stream: BinaryIO, bucket: TokenBucket, size: int | None = None):
-        self._stream, self._bucket = stream, bucket
-        self._left = size
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left is not None:
-            size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._stream.read(size)
-        if self._left is not None:
-            self._left -= len(data)
-        self._bucket.take(len(data))
-        return data
-
-    def __len__(self) -> int:
-        return self._left or 0

@@ -6,7 +6,8 @@ creates it, so a later run asks the importer (HEAD) where it stands and sends on
 Chunks carry no `Upload-Checksum`: the importer checks the whole file's MD5 on the last byte
 anyway, and a per-chunk MD5 would cost one more hash pass on each side (the slowest step of
 a large transfer). Without a checksum the importer keeps every byte that arrived, so a cut
-connection loses only what was in flight.
+connection loses only what was in flight. A chunk's bytes go from the file to the socket
+with sendfile(2) (`exporter.sendfile`), not through this process.
 """
 
 import base64
@@ -16,11 +17,11 @@ from typing import BinaryIO, Callable
 from urllib.parse import urljoin
 
 from exporter import errors
+from exporter.sendfile import FileSpan, SpanBody
 from exporter.transport import Transport
 from model.upload_urls import UploadUrls
 
 TUS = {"Tus-Resumable": "1.0.0"}
-READ_SIZE = 1024 * 1024
 # Consecutive failed attempts (no byte of progress) before the target backs off.
 MAX_STALLS = 3
 
@@ -91,8 +92,7 @@ class Resumable:
         return _int(response.headers.get("Upload-Offset"), response)
 
     def _patch(self, url: str, stream: BinaryIO, offset: int, length: int) -> int:
-        stream.seek(offset)
-        body = _Chunk(stream, length, self.transport)
+        body = SpanBody(FileSpan(stream, offset, length, self.transport.spend))
         response = self.transport.send("PATCH", url, data=body, headers={
             **TUS, "Upload-Offset": str(offset),
             "Content-Type": "application/offset+octet-stream"})
@@ -104,28 +104,6 @@ class Resumable:
         if response.status_code != 204:
             _refused(response, "sending a chunk")
         return _int(response.headers.get("Upload-Offset"), response)
-
-
-class _Chunk:
-    """`length` bytes of a file as a request body: streamed in 1 MiB reads into one reused
-    buffer (never whole in memory), through the target's bandwidth limit, counted as
-    uploaded. The HTTP client sends each piece before it asks for the next."""
-
-    def __init__(self, stream: BinaryIO, length: int, transport: Transport):
-        self._stream, self._length, self._transport = stream, length, transport
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self):
-        buffer, left = memoryview(bytearray(min(READ_SIZE, self._length))), self._length
-        while left > 0:
-            got = self._stream.readinto(buffer[:min(READ_SIZE, left)])
-            if not got:
-                raise errors.FinalError("the file is shorter than its record says")
-            left -= got
-            self._transport.spend(got)
-            yield buffer[:got]
 
 
 def _b64(text: str) -> str:

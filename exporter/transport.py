@@ -13,38 +13,37 @@ from typing import Any, BinaryIO, Callable, Iterator
 import requests
 
 from exporter import errors
-from exporter.bandwidth import LimitedReader, TokenBucket
+from exporter.bandwidth import TokenBucket
+from exporter.sendfile import FileSpan, mount_sendfile
 
 CHUNK = 256 * 1024
 
 
 class MultipartFile:
-    """A multipart/form-data body with one file part, streamed from an open file.
+    """A multipart/form-data body with one file part, the file sent as a `FileSpan`.
 
     `requests` would read a file given as `files=` into memory; this streams it and still
     sends a Content-Length (some servers refuse chunked uploads). Field and file name are
     `file`, as the MeteorPi exporter sends them."""
 
-    def __init__(self, stream: BinaryIO, size: int):
+    def __init__(self, stream: BinaryIO, size: int, spend: Callable[[int], None]):
         self.boundary = uuid.uuid4().hex
-        self._stream = stream
+        self._span = FileSpan(stream, 0, size, spend)
         self._head = (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
                       f"filename=\"file\"\r\nContent-Type: application/octet-stream\r\n\r\n"
                       ).encode()
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._size = size
 
     @property
     def content_type(self) -> str:
         return f"multipart/form-data; boundary={self.boundary}"
 
     def __len__(self) -> int:
-        return len(self._head) + self._size + len(self._tail)
+        return len(self._head) + len(self._span) + len(self._tail)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator:
         yield self._head
-        while chunk := self._stream.read(CHUNK):
-            yield chunk
+        yield self._span
         yield self._tail
 
 
@@ -153,6 +152,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.session = requests.Session()
+        mount_sendfile(self.session)
         self.session.auth = (user, password)
         self.session.verify = ca_bundle or True
         self.session.trust_env = False   # no proxy or netrc credentials from the environment
@@ -214,12 +214,10 @@ class Transport:
 
     def upload(self, file_id: str, md5: str, stream: BinaryIO, size: int) -> Any:
         """Stream one file's bytes as version 1 does: multipart field `file`."""
-        body = MultipartFile(LimitedReader(stream, self.bucket), size)
-        answer = check_response(self._send(
+        body = MultipartFile(stream, size, self.spend)
+        return check_response(self._send(
             "POST", f"{self.base_url}/data/{file_id}/{md5}", data=body,
             headers={"Content-Type": body.content_type}))
-        self.bytes_uploaded += size
-        return answer
 
     def post_blobs(self, parts: list[tuple[str, Callable[[], BinaryIO], int]]) -> Any:
         """Version 2: many small files in one multipart request to `{base}/blobs`."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from exporter.bandwidth import LimitedReader, TokenBucket
+from exporter.bandwidth import TokenBucket
 from model.targets import TargetError, Targets, check_bwlimit
 
 
@@ -48,14 +48,10 @@ def test_the_bucket_allows_one_second_then_paces():
     assert clock.now == pytest.approx(10.5 + 2.0 + 1.0)   # 1000 bytes at 1000/s
 
 
-def test_no_limit_never_waits_and_the_reader_draws():
+def test_no_limit_never_waits():
     clock = Clock()
     TokenBucket(None, clock=clock, sleep=clock.sleep).take(10 ** 9)
     assert clock.slept == []
-    import io
-    bucket = TokenBucket(100, clock=clock, sleep=clock.sleep)
-    reader = LimitedReader(io.BytesIO(b"x" * 300), bucket)
-    assert reader.read(300) == b"x" * 300 and clock.slept == [2.0]
 
 
 def test_a_target_keeps_its_limit(sqlite_site):
