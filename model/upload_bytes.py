@@ -3,7 +3,9 @@ and the running digests that make the whole-file check free on the last byte."""
 
 import hashlib
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from model.blobstore import PageDropper
@@ -16,10 +18,45 @@ class BodyTooLong(Exception):
 
 
 # MD5 is the slowest step of receiving a large file (slower than SHA-256 with CPU support,
-# and than writing to the page cache). hashlib lets go of the GIL while it hashes, so the MD5
-# of one block runs on a helper thread while the request's thread writes the block, updates
-# the SHA-256 and reads the next one. Threads start on first use (after gunicorn's fork).
-_MD5_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyrelay-md5")
+# and than writing to the page cache). hashlib lets go of the GIL while it hashes, so while a
+# chunk streams in, the MD5 runs on a thread of its own, up to MD5_LAG blocks behind the
+# request's thread, which writes each block, updates the SHA-256 and reads the next. With
+# one block of slack (wait for each MD5 before handing over the next) one thread idled
+# whenever the other lost its core, e.g. to the exporter on a two-core machine: 4% of a
+# 1 GiB transfer.
+MD5_LAG = 4
+
+
+class _Md5Behind:
+    """Updates `md5` with the blocks put, in order, on a helper thread; `put` waits while
+    `lag` blocks are not hashed yet, so a caller may reuse a block's memory `lag` puts later."""
+
+    def __init__(self, md5, lag: int):
+        self._md5, self._blocks, self._room = md5, queue.SimpleQueue(), threading.Semaphore(lag)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="skyrelay-md5", daemon=True)
+        self._thread.start()
+
+    def put(self, block) -> None:
+        self._room.acquire()
+        self._blocks.put(block)
+
+    def close(self) -> None:
+        """Wait until every block put is hashed."""
+        self._blocks.put(None)
+        self._thread.join()
+        if self._failed is not None:
+            raise self._failed
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            try:
+                if self._failed is None:
+                    self._md5.update(block)
+            except BaseException as exc:          # reported by close(), in the caller
+                self._failed = exc
+            finally:
+                self._room.release()
 
 
 class Digests:
@@ -29,26 +66,33 @@ class Digests:
         self.offset = offset
         self._md5 = md5 or hashlib.md5()
         self.sha256 = sha256 or hashlib.sha256()
-        self._md5_busy: Future | None = None
+        self._behind: _Md5Behind | None = None
 
-    def update(self, block: bytes) -> None:
-        """Hash `block` (MD5 on a helper thread, one block in flight at most)."""
-        self._wait()
-        self._md5_busy = _MD5_THREADS.submit(self._md5.update, block)
+    def update(self, block) -> None:
+        """Hash `block`; inside `md5_behind()` its MD5 may still be pending on return."""
+        if self._behind is not None:
+            self._behind.put(block)
+        else:
+            self._md5.update(block)
         self.sha256.update(block)
         self.offset += len(block)
 
-    def _wait(self) -> None:
-        if self._md5_busy is not None:
-            busy, self._md5_busy = self._md5_busy, None
-            busy.result()
+    @contextmanager
+    def md5_behind(self):
+        """Within the block, MD5 runs on a helper thread up to MD5_LAG blocks behind (a block
+        given to `update` must stay unchanged for MD5_LAG more updates); on leaving, it has
+        caught up."""
+        self._behind = _Md5Behind(self._md5, MD5_LAG)
+        try:
+            yield self
+        finally:
+            behind, self._behind = self._behind, None
+            behind.close()
 
     def md5_hex(self) -> str:
-        self._wait()
         return self._md5.hexdigest()
 
     def copy(self) -> "Digests":
-        self._wait()
         return Digests(self.offset, self._md5.copy(), self.sha256.copy())
 
 
@@ -58,18 +102,20 @@ def write_chunk(path: Path, upload, readinto, declared: int | None, digests: Dig
     and `chunk_hash`; returns the bytes written. Raises BodyTooLong past the upload's end.
 
     `readinto(view)` fills the memoryview and returns how many bytes it got, fewer only at
-    the end of the body. Blocks go through two alternating buffers, so no byte is copied in
-    this process: one buffer fills while the MD5 of the other is still being computed."""
+    the end of the body. Blocks go through MD5_LAG + 1 buffers in turn, so no byte is copied
+    in this process, and a buffer is refilled only once the MD5 of its last block (which
+    trails behind, see `Digests.md5_behind`) is done."""
     room = upload.length - upload.offset
     want = room if declared is None else declared
     received = 0
-    buffers = (memoryview(bytearray(BLOCK)), memoryview(bytearray(BLOCK)))
-    with open(path, "r+b") as out, PageDropper(out, upload.offset) as pages:
+    buffers = [memoryview(bytearray(BLOCK)) for _ in range(MD5_LAG + 1)]
+    with open(path, "r+b") as out, PageDropper(out, upload.offset) as pages, \
+            digests.md5_behind():
         out.seek(upload.offset)
         out.truncate()
         turn = 0
         while received < want:
-            view = buffers[turn % 2][:min(BLOCK, want - received)]
+            view = buffers[turn % len(buffers)][:min(BLOCK, want - received)]
             turn += 1
             got = readinto(view)
             if not got:

@@ -290,7 +290,7 @@ class Uploads:
         """Digests of the partial file's first `offset` bytes (after a restart, or when the
         previous chunk went to another process)."""
         digests = Digests()
-        with open(self.partial_path(upload.upload_id), "rb") as partial:
+        with open(self.partial_path(upload.upload_id), "rb") as partial, digests.md5_behind():
             while digests.offset < upload.offset:
                 block = partial.read(min(BLOCK, upload.offset - digests.offset))
                 if not block:
