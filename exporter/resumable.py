@@ -37,7 +37,7 @@ class Resumable:
     uploads_url: str                  # absolute URL of {base}/uploads
     urls: UploadUrls
     target: str
-    chunk_bytes: int = 256 * 1024 * 1024
+    chunk_bytes: int
 
     def send(self, file_id: str, md5: str, size: int,
              open_stream: Callable[[], BinaryIO]) -> None:

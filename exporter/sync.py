@@ -54,7 +54,7 @@ class SyncSettings:
     batch_size: int = 500                       # version 2
     small_file_bytes: int = 1024 * 1024
     blobs_request_bytes: int = 8 * 1024 * 1024
-    upload_chunk_bytes: int = 256 * 1024 * 1024
+    upload_chunk_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
     def from_config(cls, config) -> "SyncSettings":

@@ -61,8 +61,11 @@ SETTINGS = (
             "one by one as resumable uploads.", minimum=0),
     Setting("exporter.blobs_request_bytes", 8 * 1024 * 1024, int,
             "Protocol version 2: most file bytes in one /blobs request.", minimum=1),
-    Setting("exporter.upload_chunk_bytes", 256 * 1024 * 1024, int,
-            "Protocol version 2: bytes per resumable-upload request (PATCH).", minimum=1),
+    Setting("exporter.upload_chunk_bytes", 1024 * 1024 * 1024, int,
+            "Protocol version 2: bytes per resumable-upload request (PATCH). Each ends with "
+            "the importer making it durable (an fsync, during which no byte flows); an "
+            "importer that crashes mid-chunk loses that chunk's progress (a dropped link "
+            "loses nothing).", minimum=1),
     Setting("exporter.timeout_s", 30.0, float, "Timeout of every HTTP call, in seconds.",
             minimum=0.001),
     Setting("exporter.max_steps", 50, int, "Requests spent on one entity before it fails.",
