@@ -20,6 +20,11 @@ class TokenBucket:
         self._last = clock()
         self._lock = threading.Lock()
 
+    def piece(self, most: int) -> int:
+        """Bytes to send between two draws: `most`, or under a limit a quarter second's worth,
+        so a slow link gets an even flow rather than a burst and a long pause."""
+        return most if not self.rate else max(16 * 1024, min(most, self.rate // 4))
+
     def take(self, nbytes: int) -> None:
         if not self.rate or nbytes <= 0:
             return

@@ -17,7 +17,7 @@ from typing import BinaryIO, Callable
 from urllib.parse import urljoin
 
 from exporter import errors
-from exporter.sendfile import FileSpan, SpanBody
+from exporter.sendfile import SpanBody
 from exporter.transport import Transport
 from model.upload_urls import UploadUrls
 
@@ -92,7 +92,7 @@ class Resumable:
         return _int(response.headers.get("Upload-Offset"), response)
 
     def _patch(self, url: str, stream: BinaryIO, offset: int, length: int) -> int:
-        body = SpanBody(FileSpan(stream, offset, length, self.transport.spend))
+        body = SpanBody(self.transport.span(stream, offset, length))
         response = self.transport.send("PATCH", url, data=body, headers={
             **TUS, "Upload-Offset": str(offset),
             "Content-Type": "application/offset+octet-stream"})

@@ -21,19 +21,19 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from exporter import errors
 
-# Bytes per sendfile call: each one first draws from the bandwidth limit, and counts as
-# uploaded for progress.
+# Bytes per sendfile call without a bandwidth limit: each piece first draws from the
+# limit's bucket and counts as uploaded (progress).
 PIECE = 1024 * 1024
 
 
 class FileSpan:
-    """`length` bytes of an open file from `offset`, drawn through `spend(n)` (the target's
-    bandwidth limit and byte count) before each piece goes."""
+    """`length` bytes of an open file from `offset`, sent in pieces of at most `piece` bytes,
+    each drawn through `spend(n)` (the target's bandwidth limit and byte count) first."""
 
     def __init__(self, stream: BinaryIO, offset: int, length: int,
-                 spend: Callable[[int], None]):
+                 spend: Callable[[int], None], piece: int = PIECE):
         self._stream, self._offset, self._length, self._spend = stream, offset, length, spend
-        self._sent = 0
+        self._piece, self._sent = piece, 0
 
     def __len__(self) -> int:
         return self._length
@@ -42,14 +42,14 @@ class FileSpan:
         return True              # urllib3 skips empty chunks; an empty span has nothing to skip
 
     def send_to(self, sock) -> None:
-        while piece := self._take(PIECE):
+        while piece := self._take(self._piece):
             if sock.sendfile(self._stream, self._offset + self._sent, piece) < piece:
                 raise _short_file()
             self._sent += piece
 
     def read(self, size: int = -1) -> bytes:
         """The next bytes, for a connection that sends the span as it would a file."""
-        piece = self._take(PIECE if size is None or size < 0 else size)
+        piece = self._take(self._piece if size is None or size < 0 else size)
         if not piece:
             return b""
         self._stream.seek(self._offset + self._sent)

@@ -14,7 +14,7 @@ import requests
 
 from exporter import errors
 from exporter.bandwidth import TokenBucket
-from exporter.sendfile import FileSpan, mount_sendfile
+from exporter.sendfile import PIECE, FileSpan, mount_sendfile
 
 CHUNK = 256 * 1024
 
@@ -26,9 +26,9 @@ class MultipartFile:
     sends a Content-Length (some servers refuse chunked uploads). Field and file name are
     `file`, as the MeteorPi exporter sends them."""
 
-    def __init__(self, stream: BinaryIO, size: int, spend: Callable[[int], None]):
+    def __init__(self, span: FileSpan):
         self.boundary = uuid.uuid4().hex
-        self._span = FileSpan(stream, 0, size, spend)
+        self._span = span
         self._head = (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
                       f"filename=\"file\"\r\nContent-Type: application/octet-stream\r\n\r\n"
                       ).encode()
@@ -192,6 +192,10 @@ class Transport:
         self.bucket.take(nbytes)
         self.bytes_uploaded += nbytes
 
+    def span(self, stream: BinaryIO, offset: int, length: int) -> FileSpan:
+        """A range of a file to send as (part of) a body, through this target's limit."""
+        return FileSpan(stream, offset, length, self.spend, self.bucket.piece(PIECE))
+
     def _send(self, method: str, url: str, **kwargs) -> requests.Response:
         self.requests += 1
         try:
@@ -214,7 +218,7 @@ class Transport:
 
     def upload(self, file_id: str, md5: str, stream: BinaryIO, size: int) -> Any:
         """Stream one file's bytes as version 1 does: multipart field `file`."""
-        body = MultipartFile(stream, size, self.spend)
+        body = MultipartFile(self.span(stream, 0, size))
         return check_response(self._send(
             "POST", f"{self.base_url}/data/{file_id}/{md5}", data=body,
             headers={"Content-Type": body.content_type}))

@@ -48,6 +48,13 @@ def test_the_bucket_allows_one_second_then_paces():
     assert clock.now == pytest.approx(10.5 + 2.0 + 1.0)   # 1000 bytes at 1000/s
 
 
+def test_pieces_are_a_quarter_second_under_a_limit():
+    assert TokenBucket(None).piece(1 << 20) == 1 << 20
+    assert TokenBucket(2 << 20).piece(1 << 20) == 512 << 10
+    assert TokenBucket(1000).piece(1 << 20) == 16 << 10       # never tiny
+    assert TokenBucket(100 << 20).piece(1 << 20) == 1 << 20
+
+
 def test_no_limit_never_waits():
     clock = Clock()
     TokenBucket(None, clock=clock, sleep=clock.sleep).take(10 ** 9)

@@ -77,3 +77,16 @@ def test_a_file_shorter_than_its_span_is_a_final_error(data_file, adapter):
             with requests.Session() as session, \
                     pytest.raises(errors.FinalError, match="shorter than its record says"):
                 session.patch(server.url + "/up", data=SpanBody(span), timeout=10)
+
+
+def test_under_a_bandwidth_limit_a_transport_sends_quarter_second_pieces(data_file):
+    path, data = data_file
+    with Server(OK) as server, open(path, "rb") as stream, \
+            Transport(server.url, "exporter", "s3cret-pw", 10.0, "0" * 32,
+                      bwlimit=2 * PIECE) as transport:
+        drawn, spend = [], transport.spend
+        transport.spend = lambda n: (drawn.append(n), spend(n))
+        span = transport.span(stream, 0, 2 * PIECE)
+        assert transport.send("PATCH", server.url + "/up", data=SpanBody(span)).ok
+    assert server.requests[0].body == data[:2 * PIECE]
+    assert drawn == [PIECE // 2] * 4 and transport.bytes_uploaded == 2 * PIECE
