@@ -121,4 +121,3 @@ def mount_sendfile(session: requests.Session) -> None:
     """Let `session` send `FileSpan` body items with sendfile(2)."""
     for prefix in ("http://", "https://"):
         session.mount(prefix, _SendfileAdapter())
-
