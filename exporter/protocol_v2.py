@@ -16,9 +16,10 @@ sent, or for the same file `SAME_NEED_LIMIT` times, fails; a misbehaving importe
 hang a sync.
 """
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
+
+from model.stored_json import json_text
 
 SAME_NEED_LIMIT = 3
 MAX_ROUNDS = 8
@@ -235,7 +236,7 @@ def split_batches(entities: Sequence[tuple[str, dict]], batch_size: int,
     budget = max(1, max_body_bytes // 2)
     batches, current, size = [], [], 0
     for kind, body in entities:
-        length = len(json.dumps(body, separators=(",", ":"))) + 1
+        length = len(json_text(body)) + 1
         if current and (len(current) >= batch_size or size + length > budget):
             batches.append(current)
             current, size = [], 0

@@ -6,7 +6,6 @@ Every `requests` exception and error status is translated here, once, into the t
 `exporter.errors`; callers never see `requests`.
 """
 
-import json
 import uuid
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -15,6 +14,7 @@ import requests
 from exporter import errors
 from exporter.bandwidth import TokenBucket
 from exporter.sendfile import PIECE, FileSpan, mount_sendfile
+from model.stored_json import json_text
 
 CHUNK = 256 * 1024
 
@@ -212,7 +212,7 @@ class Transport:
 
     def post_json(self, body: dict, path: str = "") -> Any:
         """POST a JSON body to the import path (or below it) and return the JSON answer."""
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = json_text(body).encode()
         return check_response(self._send("POST", self.base_url + path, data=data,
                                          headers={"Content-Type": "application/json"}))
 

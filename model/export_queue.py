@@ -12,7 +12,6 @@ Statuses are never queued: the importer asks for the ones it lacks (`need_status
 The only place with SQL for `export_queue`.
 """
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, literal, or_, select, update
@@ -20,6 +19,7 @@ from sqlalchemy import Connection, and_, func, literal, or_, select, update
 from model import schema
 from model.database import Database, now_ms
 from model.sql_helpers import dialect_of
+from model.stored_json import StoredJson
 from model.targets import Target
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -131,7 +131,7 @@ class ExportQueue:
                            .where(_Q.id.in_([row.id for row in rows]))
                            .values(lease_until_ms=now + self.lease_ms))
         return [QueueItem(row.id, row.kind, row.entity_id, row.attempts,
-                          json.loads(row.body) if row.body else None) for row in rows]
+                          StoredJson(row.body) if row.body else None) for row in rows]
 
     def release_leases(self, target_id: int) -> None:
         """Called by the new holder of a target's sync lock: any lease left on this target's

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from model import schema
 from model.database import now_ms
+from model.entities import canonical_json
 from model.export_queue import DONE, FAILED, ExportQueue
 from model.sample import SampleWriter
 from model.site import open_site
@@ -114,6 +115,8 @@ def test_claim_pages_through_the_queue_with_leases(filled):
     first = queue.claim(target.target_id, 0, 3)
     assert len(first) == 3 and all(item.body for item in first)
     assert first[0].body["event_id"] == first[0].entity_id
+    stored = site.archive.get_event(first[0].entity_id).to_json()
+    assert first[0].body.text == canonical_json(stored)      # sent on as stored
     # leased rows are not claimed again, not even from the start of the queue
     second = queue.claim(target.target_id, 0, 10)
     assert len(second) == 5 and not {i.id for i in first} & {i.id for i in second}
