@@ -5,11 +5,11 @@ workers) on loopback and syncs with --protocol v1, then v2, each in a child proc
 own (`bench/sync_child.py`: what `skyrelay sync` runs, and its peak RSS is its own). It
 prints, per run: wall time (the child process from start to exit, and the sync alone),
 entities/s, MiB/s, HTTP requests per entity (counted in the importer's access log), peak
-RSS and CPU time of the exporter and of the importer's workers; then `rsync -a` of the same
-blob folder (files only, the baseline) and the in-process hashlib.md5 rate over the same
-bytes (the physical limit), and for large files the rate of writing and fsyncing as many
-bytes on the same disk (the other limit: every received byte is made durable). Ratios, not
-absolute times, are the headline.
+RSS and CPU time of the exporter and of the importer's workers; `rsync -a` of the same blob
+folder after each v2 run (files only, the baseline); the in-process hashlib.md5 rate over
+the same bytes (the physical limit); for large files the rate of writing and fsyncing as
+many bytes on the same disk (the other limit: every received byte is made durable). Ratios,
+not absolute times, are the headline.
 
 Datasets: small (events × 2 files of 4 KiB), large (one file); without --quick also the
 importer's peak RSS receiving a 4 GiB file and the exporter's peak RSS with 1,000 and with
@@ -203,22 +203,13 @@ def measure(a: LocalSite, root: Path, label: str, protocol: str, entities: int,
         importer.stop()
 
 
-def rsync_seconds(source: Path, root: Path, runs: int = 3) -> float | None:
-    """The best of `runs` copies, each into a fresh folder (rsync's time varies a lot on a
-    busy machine; its best is the strictest baseline). The copies are removed only after
-    the last run: removing files slows the next creations (see --keep)."""
-    if shutil.which("rsync") is None:
-        return None
-    best, copies = None, []
-    for _ in range(runs):
-        copies.append(root / f"rsync-{uuid.uuid4().hex[:6]}")
-        started = time.monotonic()
-        subprocess.run(["rsync", "-a", f"{source}/", f"{copies[-1]}/"], check=True)
-        seconds = time.monotonic() - started
-        best = seconds if best is None else min(best, seconds)
-    for copy in copies:
-        shutil.rmtree(copy, ignore_errors=True)
-    return best
+def rsync_once(source: Path, root: Path) -> tuple[float, Path]:
+    """Seconds of one `rsync -a` of the blob folder into a fresh folder, and that folder (kept
+    until the dataset is done: removing files slows the next creations, see --keep)."""
+    copy = root / f"rsync-{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    subprocess.run(["rsync", "-a", f"{source}/", f"{copy}/"], check=True)
+    return time.monotonic() - started, copy
 
 
 def md5_rate(blob_root: Path) -> tuple[float, int]:
@@ -265,15 +256,18 @@ def compile_bytecode() -> None:
 def compare(root: Path, name: str, description: str, fill, entities: int,
             protocols=("v1", "v2"), v2_runs: int = 1) -> dict:
     """v1 once (its request count is what is compared, and it is slow); v2 `v2_runs` times,
-    each into a fresh importer, every run printed and the best one kept: the same rule as
-    rsync's best of 3, so that a ratio of the two compares like with like."""
+    each into a fresh importer and each followed by one `rsync -a` of the same files, every
+    run printed and the best of each kept. Taking turns puts both under the same conditions
+    (this VM's disk and CPU speed drift over minutes), and best against best compares like
+    with like."""
     a = LocalSite(root / f"a-{name}", f"a-{name}")
     site = a.open()
     fill(site)
     site.close()
     md5_mibs, data_bytes = md5_rate(a.root / "blobs")
     print(f"\n{name}: {description}: {entities} entities, {data_bytes / MIB:.1f} MiB of files")
-    results = {}
+    has_rsync = shutil.which("rsync") is not None
+    results, rsyncs, copies = {}, [], []
     for protocol in protocols:
         runs = v2_runs if protocol == "v2" else 1
         for run in range(runs):
@@ -283,14 +277,20 @@ def compare(root: Path, name: str, description: str, fill, entities: int,
             print(result.row())
             if protocol not in results or result.wall_s < results[protocol].wall_s:
                 results[protocol] = result
+            if protocol == "v2" and has_rsync:
+                seconds, copy = rsync_once(a.root / "blobs", root)
+                rsyncs.append(seconds)
+                copies.append(copy)
+    for copy in copies:
+        shutil.rmtree(copy, ignore_errors=True)
     if v2_runs > 1 and "v2" in results:
         print(f"  (v2: the best of {v2_runs} runs, {results['v2'].label}, is compared)")
-    rsync = rsync_seconds(a.root / "blobs", root)
+    rsync = min(rsyncs) if rsyncs else None
     if rsync is None:
         print("  rsync -a  not installed: no files-only baseline (apt-get install rsync)")
     else:
         print(f"  rsync -a {rsync:8.2f} s {data_bytes / MIB / rsync:38.1f} MiB/s (files only, "
-              "best of 3)")
+              f"best of {len(rsyncs)}: " + ", ".join(f"{r:.2f}" for r in rsyncs) + " s)")
     print(f"  md5      {md5_mibs:8.1f} MiB/s in-process hashlib.md5 over the same bytes")
     disk = None
     if data_bytes >= 256 * MIB:

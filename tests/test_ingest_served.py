@@ -60,6 +60,11 @@ def test_served_round_trip_then_a_killed_server_fails_its_job(tmp_path):
         uploader.start()
         hanging = wait(server, 2, lambda j: j.get("task") == "UPLOADING")
         assert hanging["state"] == "OK"
+        # The job is UPLOADING from its creation, a moment before its spool file is opened.
+        spool = tmp_path / "b" / "blobs" / "bundles"
+        deadline = time.monotonic() + 10
+        while not any(spool.glob("*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
         os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait(10)
         release.set()
