@@ -23,7 +23,7 @@ from exporter import errors
 
 # Bytes per sendfile call without a bandwidth limit: each piece first draws from the
 # limit's bucket and counts as uploaded (progress).
-PIECE = 1024 * 1024
+PIECE = 8 * 1024 * 1024
 
 
 class FileSpan:
