@@ -10,7 +10,8 @@ every garbage answer) is tested with plain dicts; `exporter.sync_v2` does the HT
         else:                                         # Supply: statuses and file bytes
             action = exchange.supplied(statuses, upload_failures)
 
-A batch whose entities all need bytes costs two batch requests plus the uploads. Termination:
+A batch whose entities all need bytes costs two batch requests plus the uploads, or one when
+the bytes go first, unasked (`bytes_first`). Termination:
 at most `max_rounds` batch requests, and an entity that asks for the same status after it was
 sent, or for the same file `SAME_NEED_LIMIT` times, fails; a misbehaving importer can never
 hang a sync.
@@ -72,23 +73,28 @@ class _Entity:
     files: dict                                  # file_id → FileNeed
     needs: dict = field(default_factory=dict)    # file_id or status_id → times asked
     answered: bool = False                       # the importer answered it before
+    bytes_sent: bool = False                     # some of its files went before any ask
 
 
-def _file_needs(kind: str, body: dict) -> dict:
+def file_needs(kind: str, body: dict) -> list[FileNeed]:
+    """The files an event lists, or the file record itself."""
     records = body.get("files", []) if kind == "event" else [body]
-    return {r["file_id"]: FileNeed(r["file_id"], r["md5"], int(r["file_size"]))
-            for r in records}
+    return [FileNeed(r["file_id"], r["md5"], int(r["file_size"])) for r in records]
 
 
 class BatchExchange:
     def __init__(self, entities: Iterable[tuple[str, dict]], max_rounds: int = MAX_ROUNDS,
-                 max_batch: int = 500, statuses: Mapping[str, dict] | None = None):
+                 max_batch: int = 500, statuses: Mapping[str, dict] | None = None,
+                 bytes_first: Sequence[FileNeed] = ()):
         """`statuses`: status bodies to send in the first request, unasked (the ones the
         entities name that the importer has not confirmed yet): a new importer then answers
-        the entities in the same request instead of asking for their status first."""
+        the entities in the same request instead of asking for their status first.
+        `bytes_first`: files of these entities whose bytes go before the first request,
+        unasked, for the same reason (see `BatchDriver` for when)."""
         self._open: dict[Key, _Entity] = {}
         for kind, body in entities:
-            self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, _file_needs(kind, body))
+            files = {need.file_id: need for need in file_needs(kind, body)}
+            self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, files)
         self.keys = list(self._open)
         self.outcomes: dict[Key, Complete | Failed] = {}
         self.max_rounds = max_rounds
@@ -99,10 +105,17 @@ class BatchExchange:
         self._sent: list[Key] = []
         self._status_order: list[str] = []
         self.status_results: list[tuple[str, Any]] = []   # statuses of the last batch
+        self.files_asked: set[str] = set()                # by the importer, in any round
+        self._bytes_first = tuple(bytes_first)
 
     # -- requests ---------------------------------------------------------------------------
 
     def start(self) -> Action:
+        if self._bytes_first:
+            sent = {need.file_id for need in self._bytes_first}
+            for entity in self._open.values():
+                entity.bytes_sent = not sent.isdisjoint(entity.files)
+            return Supply((), self._bytes_first)
         return self._next_batch()
 
     def _next_batch(self) -> Action:
@@ -163,7 +176,7 @@ class BatchExchange:
         state, first_answer, entity.answered = result.get("state"), not entity.answered, True
         if state == "complete":
             self._open.pop(key)
-            self.outcomes[key] = Complete(already_present=first_answer)
+            self.outcomes[key] = Complete(already_present=first_answer and not entity.bytes_sent)
         elif state == "failed":
             self._fail(key, f"importer answered failed: {result.get('message') or 'no reason'}")
         elif state == "need_status":
@@ -196,16 +209,21 @@ class BatchExchange:
                 return
         for file_id in file_ids:
             files[file_id] = entity.files[file_id]
+        self.files_asked.update(file_ids)
 
     def supplied(self, statuses: dict[str, dict | None],
                  upload_failures: dict[str, str]) -> Action:
         """Statuses read (None: not in this archive) and files that could not be sent (file
-        ID → reason); then the next batch with the entities still open."""
+        ID → reason); then the next batch with the entities still open. Files that could not
+        go first, unasked, fail nothing yet: the importer asks for them if it lacks them."""
         for status_id, body in statuses.items():
             if body is None:
                 self._fail_needing_status(status_id)
             else:
                 self._statuses[status_id] = body
+        if self._bytes_first:
+            self._bytes_first = ()
+            upload_failures = {}
         for file_id, reason in upload_failures.items():
             for key in [k for k, e in self._open.items() if file_id in e.files]:
                 self._fail(key, f"file {file_id}: {reason}")

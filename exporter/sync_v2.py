@@ -7,8 +7,10 @@ importer has not confirmed yet in this run (unasked: a new importer then needs n
 ask for them); a status it still asks for goes into the next one; the bytes it lacks go
 small files together through `/blobs` (at most
 `blobs_request_bytes` per request), large files one by one as resumable uploads; then one
-more `/batch` with only the entities that were not complete. Transport errors are not caught
-here: the sync turns them into a target backoff, as for version 1.
+more `/batch` with only the entities that were not complete. After a batch that lacked every
+small file, the next one sends its small files first, unasked, and needs one `/batch`.
+Transport errors are not caught here: the sync turns them into a target backoff, as for
+version 1.
 """
 
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
 from exporter.protocol_v2 import (BatchExchange, Complete, Failed, FileNeed, Finished,
-                                  PostBatch, named_statuses, plan_uploads, split_batches)
+                                  PostBatch, file_needs, named_statuses, plan_uploads,
+                                  split_batches)
 from exporter.resumable import Resumable, UploadRefused
 from exporter.transport import Transport
 from model.archive import Archive
@@ -54,6 +57,7 @@ class BatchDriver:
                                    self.target_name, self.upload_chunk_bytes)
         self._status_bodies: dict[str, dict | None] = {}   # read once per run
         self._statuses_held: set[str] = set()   # answered complete by the importer
+        self._lacked_all = False   # the last batch asked for every small file it listed
 
     def _uploads_url(self) -> str:
         """The advertised `uploads` path, on the importer's host (a full URL is taken as
@@ -79,7 +83,11 @@ class BatchDriver:
         unconfirmed = {status_id: body for status_id in named
                        if status_id not in self._statuses_held
                        and (body := self._status(status_id)) is not None}
-        exchange = BatchExchange(batch, max_batch=self.batch_size, statuses=unconfirmed)
+        small = self._small_files(batch)
+        first = tuple(small.values()) if self._lacked_all else ()
+        self._lacked_all = False
+        exchange = BatchExchange(batch, max_batch=self.batch_size, statuses=unconfirmed,
+                                 bytes_first=first)
         action = exchange.start()
         while not isinstance(action, Finished):
             if isinstance(action, PostBatch):
@@ -98,7 +106,16 @@ class BatchDriver:
             else:
                 statuses = {status_id: self._status(status_id) for status_id in action.status_ids}
                 action = exchange.supplied(statuses, self._send_files(action.files))
+        # A batch that lacked every small file it listed (an importer catching up) makes the
+        # next one send its small files' bytes before asking, which saves a request; the one
+        # after asks again, so bytes the importer turns out to hold are sent at most every
+        # other batch.
+        self._lacked_all = not first and bool(small) and small.keys() <= exchange.files_asked
         return action.outcomes
+
+    def _small_files(self, batch) -> dict[str, FileNeed]:
+        return {need.file_id: need for kind, body in batch for need in file_needs(kind, body)
+                if need.size <= self.small_file_bytes}
 
     def _status(self, status_id: str) -> dict | None:
         if status_id not in self._status_bodies:

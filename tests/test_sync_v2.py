@@ -12,6 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from exporter.sync import Syncer, SyncSettings
+from exporter.sync_v2 import BatchDriver
+from exporter.protocol_v2 import Complete
+from exporter.transport import Transport
+from model.export_queue import ExportQueue
+from model.upload_urls import UploadUrls
 from model import schema
 from model.sample import SampleWriter
 from model.site import open_configured_site, open_site
@@ -206,3 +211,39 @@ def test_a_small_max_batch_leaves_room_for_statuses(site_a, server_factory):
     codes = [line.split("/import/batch ")[1].split()[0] for line in b.log().splitlines()
              if "/import/batch " in line]
     assert len(codes) >= 4 and set(codes) == {"200"}
+
+
+def test_after_a_batch_that_lacked_every_file_the_next_sends_its_bytes_unasked(
+        site_a, server_factory):
+    """An importer catching up: the first page asks for every file (ask, /blobs, store), so
+    the second sends its small files first and is stored in one batch request; the third
+    asks again. An importer that holds everything is never sent bytes unasked."""
+    generated = fill(site_a, cameras=1, events_per_camera=12, standalone_per_camera=0)
+    b = server_factory("b", users=USERS)
+    added = target(site_a, b.import_url)
+    queue = ExportQueue(site_a.database)
+    queue.enqueue_new(added)
+    pages, after = [], 0
+    for _ in range(3):
+        pages.append(queue.claim(added.target_id, after, 4))
+        after = pages[-1][-1].id
+
+    def driver(transport):
+        return BatchDriver(site_a.archive, transport, transport.capabilities(),
+                           UploadUrls(site_a.database), "b", 5, 256 * 1024, 1024 * 1024,
+                           512 * 1024)        # batches of 5: a page of 4 and its status
+
+    def requests_for(send, page):
+        before = transport.requests
+        outcome = send(page)
+        return transport.requests - before, set(outcome.outcomes.values())
+
+    with Transport(b.import_url, "exporter", password_of("exporter"), 10,
+                   "0" * 32) as transport:
+        send = driver(transport).send
+        assert [requests_for(send, page) for page in pages] == [
+            (3, {Complete(False)}), (2, {Complete(False)}), (3, {Complete(False)})]
+        assert verify(b.url, b.auth("exporter"), generated).problems == []
+        again = driver(transport).send        # a new run: the importer holds everything
+        assert [requests_for(again, page) for page in pages[:2]] == [
+            (1, {Complete(True)}), (1, {Complete(True)})]
