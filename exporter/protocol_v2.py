@@ -76,7 +76,7 @@ class _Entity:
     bytes_sent: bool = False                     # some of its files went before any ask
 
 
-def file_needs(kind: str, body: dict) -> list[FileNeed]:
+def _file_needs(kind: str, body: dict) -> list[FileNeed]:
     """The files an event lists, or the file record itself."""
     records = body.get("files", []) if kind == "event" else [body]
     return [FileNeed(r["file_id"], r["md5"], int(r["file_size"])) for r in records]
@@ -85,15 +85,15 @@ def file_needs(kind: str, body: dict) -> list[FileNeed]:
 class BatchExchange:
     def __init__(self, entities: Iterable[tuple[str, dict]], max_rounds: int = MAX_ROUNDS,
                  max_batch: int = 500, statuses: Mapping[str, dict] | None = None,
-                 bytes_first: Sequence[FileNeed] = ()):
+                 bytes_first_up_to: int = 0):
         """`statuses`: status bodies to send in the first request, unasked (the ones the
         entities name that the importer has not confirmed yet): a new importer then answers
         the entities in the same request instead of asking for their status first.
-        `bytes_first`: files of these entities whose bytes go before the first request,
-        unasked, for the same reason (see `BatchDriver` for when)."""
+        `bytes_first_up_to`: the entities' files up to this size go before the first
+        request, unasked, for the same reason (see `BatchDriver` for when; 0: none)."""
         self._open: dict[Key, _Entity] = {}
         for kind, body in entities:
-            files = {need.file_id: need for need in file_needs(kind, body)}
+            files = {need.file_id: need for need in _file_needs(kind, body)}
             self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, files)
         self.keys = list(self._open)
         self.outcomes: dict[Key, Complete | Failed] = {}
@@ -105,8 +105,11 @@ class BatchExchange:
         self._sent: list[Key] = []
         self._status_order: list[str] = []
         self.status_results: list[tuple[str, Any]] = []   # statuses of the last batch
-        self.files_asked: set[str] = set()                # by the importer, in any round
-        self._bytes_first = tuple(bytes_first)
+        self._files_asked: set[str] = set()               # by the importer, in any round
+        self._files = {need.file_id: need for entity in self._open.values()
+                       for need in entity.files.values()}
+        self._bytes_first = tuple(need for need in self._files.values()
+                                  if need.size <= bytes_first_up_to)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -209,7 +212,13 @@ class BatchExchange:
                 return
         for file_id in file_ids:
             files[file_id] = entity.files[file_id]
-        self.files_asked.update(file_ids)
+        self._files_asked.update(file_ids)
+
+    def asked_for_every_file(self, up_to: int) -> bool:
+        """Whether the importer asked for the bytes of every file up to `up_to` bytes that
+        the batch lists (and it lists some): an importer catching up."""
+        listed = {f for f, need in self._files.items() if need.size <= up_to}
+        return bool(listed) and listed <= self._files_asked
 
     def supplied(self, statuses: dict[str, dict | None],
                  upload_failures: dict[str, str]) -> Action:

@@ -19,8 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
 from exporter.protocol_v2 import (BatchExchange, Complete, Failed, FileNeed, Finished,
-                                  PostBatch, file_needs, named_statuses, plan_uploads,
-                                  split_batches)
+                                  PostBatch, named_statuses, plan_uploads, split_batches)
 from exporter.resumable import Resumable, UploadRefused
 from exporter.transport import Transport
 from model.archive import Archive
@@ -83,11 +82,9 @@ class BatchDriver:
         unconfirmed = {status_id: body for status_id in named
                        if status_id not in self._statuses_held
                        and (body := self._status(status_id)) is not None}
-        small = self._small_files(batch)
-        first = tuple(small.values()) if self._lacked_all else ()
-        self._lacked_all = False
+        guess, self._lacked_all = self._lacked_all, False
         exchange = BatchExchange(batch, max_batch=self.batch_size, statuses=unconfirmed,
-                                 bytes_first=first)
+                                 bytes_first_up_to=self.small_file_bytes if guess else 0)
         action = exchange.start()
         while not isinstance(action, Finished):
             if isinstance(action, PostBatch):
@@ -110,12 +107,8 @@ class BatchDriver:
         # next one send its small files' bytes before asking, which saves a request; the one
         # after asks again, so bytes the importer turns out to hold are sent at most every
         # other batch.
-        self._lacked_all = not first and bool(small) and small.keys() <= exchange.files_asked
+        self._lacked_all = not guess and exchange.asked_for_every_file(self.small_file_bytes)
         return action.outcomes
-
-    def _small_files(self, batch) -> dict[str, FileNeed]:
-        return {need.file_id: need for kind, body in batch for need in file_needs(kind, body)
-                if need.size <= self.small_file_bytes}
 
     def _status(self, status_id: str) -> dict | None:
         if status_id not in self._status_bodies:

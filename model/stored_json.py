@@ -9,9 +9,6 @@ sent as it is.
 import json
 from typing import Any
 
-_COMPACT = {"separators": (",", ":")}
-
-
 class StoredJson(dict):
     """The parsed object, with `text`, the JSON it came from. Read-only by convention: the
     text would not follow a change."""
@@ -32,4 +29,4 @@ def json_text(value: Any) -> str:
                               for key, item in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(json_text(item) for item in value) + "]"
-    return json.dumps(value, **_COMPACT)
+    return json.dumps(value, separators=(",", ":"))

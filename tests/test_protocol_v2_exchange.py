@@ -173,27 +173,27 @@ def test_statuses_given_up_front_go_with_the_first_batch_or_alone_before_it():
 def test_bytes_first_go_before_the_first_batch_and_count_as_sent():
     a, b = event(1), event(2, files=0)
     needs = [FileNeed(f["file_id"], f["md5"], f["file_size"]) for f in a["files"]]
-    exchange = BatchExchange([("event", a), ("event", b)], bytes_first=needs)
+    exchange = BatchExchange([("event", a), ("event", b)], bytes_first_up_to=8192)
     supply = exchange.start()
-    assert supply.status_ids == () and list(supply.files) == needs
+    assert supply.status_ids == () and list(supply.files) == needs     # 4 and 8 KiB
     batch = exchange.supplied({}, {})
     assert batch.body["events"] == [a, b]
     done = exchange.answered({"results": [result(a, "complete"), result(b, "complete")]})
     assert done.outcomes == {("event", a["event_id"]): Complete(already_present=False),
                              ("event", b["event_id"]): Complete(already_present=True)}
-    assert exchange.files_asked == set()
+    assert not exchange.asked_for_every_file(8192)
 
 
 def test_bytes_that_could_not_go_first_fail_nothing_until_the_importer_asks():
     a = event(1)
     needs = [FileNeed(f["file_id"], f["md5"], f["file_size"]) for f in a["files"]]
-    exchange = BatchExchange([("event", a)], bytes_first=needs)
-    exchange.start()
+    exchange = BatchExchange([("event", a)], bytes_first_up_to=4096)   # the first file only
+    assert exchange.start().files == (needs[0],)
     batch = exchange.supplied({}, {needs[0].file_id: "bytes are not in this archive"})
     assert batch.body["events"] == [a]                # not failed: a guess missed
     supply = exchange.answered({"results": [
         result(a, "need_file_data", file_ids=[needs[0].file_id])]})
-    assert exchange.files_asked == {needs[0].file_id}
+    assert exchange.asked_for_every_file(4096) and not exchange.asked_for_every_file(8192)
     done = exchange.supplied({}, {needs[0].file_id: "bytes are not in this archive"})
     assert supply.files == (needs[0],)
     assert done.outcomes == {("event", a["event_id"]): Failed(
