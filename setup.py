@@ -8,7 +8,7 @@ setup(
     description="Replication server for camera networks (MeteorPi-compatible import protocol)",
     packages=find_packages(include=["model", "model.*", "importer", "importer.*",
                                     "exporter", "exporter.*", "skyrelay", "skyrelay.*"]),
-    package_data={"model": ["migrations/*.ini", "migrations/*.mako"]},
+    package_data={"model.store": ["migrations/*.ini", "migrations/*.mako"]},
     python_requires=">=3.10",
     install_requires=[
         "flask>=3.0",

@@ -29,8 +29,8 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.blobstore import CHUNK, LocalBlobStore  # noqa: E402
-from model.site import open_site  # noqa: E402
+from model.store.blobs import CHUNK, LocalBlobStore  # noqa: E402
+from tests.site_kit import open_test_site  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_TARGET_MIB = 100
@@ -83,7 +83,7 @@ def store_pass(folder: Path, size: int):
 
 
 def stage_pass(folder: Path, size: int, md5: str):
-    site = open_site(f"sqlite:///{folder}/site.db", folder / "blobs")
+    site = open_test_site(f"sqlite:///{folder}/site.db", folder / "blobs")
     try:
         return site.archive.stage_bytes("0" * 32, md5, generated(size))
     finally:

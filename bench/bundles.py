@@ -14,10 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 FILL = """
 import hashlib, random, sys
-from model.site import open_site
-from model.entities import Status, Event
+from model.protocol.entities import Status, Event
 from tests.bundle_kit import FIXTURES
-site = open_site(sys.argv[1], sys.argv[2])
+from tests.site_kit import open_test_site
+site = open_test_site(sys.argv[1], sys.argv[2])
 status = Status.from_json(FIXTURES["status"]["status"])
 site.archive.add_status(status)
 files, size = int(sys.argv[3]), int(sys.argv[4])

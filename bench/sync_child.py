@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporter.sync import Syncer, SyncSettings  # noqa: E402
-from model.site import open_configured_site  # noqa: E402
+from model.site import open_site  # noqa: E402
 from skyrelay import config as config_module, heap  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def peak_rss_mib() -> float:
 def main(config_path: str, target: str) -> None:
     heap.settle_after_start()                   # as `skyrelay` starts (skyrelay.cli.main)
     config = config_module.load(config_path, environ={})
-    site = open_configured_site(config, migrate=False)    # migrated when it was filled
+    site = open_site(config, migrate=False)    # migrated when it was filled
     report = Syncer(site, SyncSettings.from_config(config)).run([target])
     site.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.sync import Syncer, SyncSettings  # noqa: E402
-from model.sample import SampleWriter  # noqa: E402
-from model.targets import Targets  # noqa: E402
+from exporter.sync import Syncer  # noqa: E402
+from tests.site_kit import sync_settings
+from model.archive.sample import SampleWriter  # noqa: E402
+from model.export.targets import Targets  # noqa: E402
 from skyrelay.sites import LocalSite  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def main() -> None:
         with b.start(workers=args.workers):
             site_a = a.open()
             Targets(site_a.database).add("b", b.import_url, "bench", password, protocol="v1")
-            report = Syncer(site_a, SyncSettings(timeout_s=60)).run(["b"])
+            report = Syncer(site_a, sync_settings(timeout_s=60)).run(["b"])
             site_a.close()
             held = b.open()
             counts = held.archive.counts()

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from model.archive import Archive
-from model.bundle_format import DATA_DIR, METADATA, BundleMetadata
-from model.selection import Selection, select_entities
+from model.archive.archive import Archive
+from model.bundles.format import DATA_DIR, METADATA, BundleMetadata
+from model.archive.selection import Selection, select_entities
 
 
 class BundleWriteError(Exception):

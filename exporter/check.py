@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from exporter import errors
 from exporter.transport import Transport
-from model.targets import Target
+from model.export.targets import Target
 
 
 @dataclass(frozen=True)

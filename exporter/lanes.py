@@ -20,7 +20,7 @@ from typing import Callable
 
 from exporter.sync_v2 import BatchDriver, PageOutcome
 from exporter.transport import Transport
-from model.export_queue import QueueItem
+from model.export.queue import QueueItem
 
 LANES = 2
 

@@ -16,8 +16,11 @@ so a misbehaving importer can never hang a sync.
 from dataclasses import dataclass
 from typing import Any
 
-from model import codec
-from model.codec import EntityError
+from model.protocol import codec
+from model.protocol.codec import EntityError
+from model.protocol.vocabulary import (CACHED_ENTITY, COMPLETE, CONTINUE, CONTINUE_NOCACHE,
+                                       EVENT, FAILED, FILE, NEED_FILE_DATA, NEED_STATUS,
+                                       STATUS, Complete, Failed, body_file_records, state_of)
 
 SAME_NEED_LIMIT = 3
 
@@ -41,26 +44,7 @@ class UploadFile:
     md5: str
 
 
-@dataclass(frozen=True)
-class Complete:
-    """The importer holds the entity; `already_present` when it said so at once."""
-    steps: int
-    already_present: bool
-
-
-@dataclass(frozen=True)
-class Failed:
-    reason: str
-    steps: int
-
-
 Action = PostEntity | SendStatus | UploadFile | Complete | Failed
-
-
-def _read_state(answer: Any) -> str | None:
-    if isinstance(answer, dict) and isinstance(answer.get("state"), str):
-        return answer["state"]
-    return None
 
 
 def _show(answer: Any) -> str:
@@ -72,13 +56,13 @@ class V1Exchange:
     """Sends one event or standalone file record until the importer answers `complete`."""
 
     def __init__(self, kind: str, entity: dict, max_steps: int = 50):
-        if kind not in ("event", "file"):
+        if kind not in (EVENT, FILE):
             raise ValueError(f"kind must be 'event' or 'file', not {kind!r}")
         self.kind = kind
         self.entity = entity
         self.entity_id = entity[f"{kind}_id"]
         self.max_steps = max_steps
-        records = entity.get("files", []) if kind == "event" else [entity]
+        records = body_file_records(kind, entity)
         self._md5_of = {r["file_id"]: r["md5"] for r in records}
         self._status_ids = {entity["status_id"]} | {r["status_id"] for r in records}
         self.steps = 0
@@ -92,7 +76,7 @@ class V1Exchange:
     def _issue(self, action: Action) -> Action:
         if self.steps >= self.max_steps:
             return Failed(f"no complete after {self.steps} requests (exporter.max_steps)",
-                          self.steps)
+                          steps=self.steps)
         self.steps += 1
         self._last = action
         return action
@@ -101,11 +85,11 @@ class V1Exchange:
         return self._issue(PostEntity({"type": self.kind, self.kind: self.entity}))
 
     def _cached(self) -> Action:
-        return self._issue(PostEntity({"type": "cached_entity",
+        return self._issue(PostEntity({"type": CACHED_ENTITY,
                                        "cached_entity_id": self.entity_id}))
 
     def _fail(self, reason: str) -> Failed:
-        return Failed(reason, self.steps)
+        return Failed(reason, steps=self.steps)
 
     def start(self) -> Action:
         return self._full()
@@ -114,8 +98,8 @@ class V1Exchange:
 
     def step(self, answer: Any) -> Action:
         """The next action after `answer` (the importer's JSON for the last request)."""
-        state = _read_state(answer)
-        if state == "failed":
+        state = state_of(answer)
+        if state == FAILED:
             message = answer.get("message") or "no reason given"
             return self._fail(f"importer answered failed: {message}")
         if isinstance(self._last, PostEntity):
@@ -124,23 +108,23 @@ class V1Exchange:
         return self._after_supply(state, answer)
 
     def _after_entity(self, state: str | None, answer: Any, first: bool) -> Action:
-        if state == "complete":
-            return Complete(self.steps, already_present=first)
-        if state == "continue":
+        if state == COMPLETE:
+            return Complete(already_present=first, steps=self.steps)
+        if state == CONTINUE:
             self._need = None
             return self._cached()
-        if state == "continue-nocache":
+        if state == CONTINUE_NOCACHE:
             self._need = None
             return self._full()
-        if state == "need_status":
+        if state == NEED_STATUS:
             return self._need_status(answer)
-        if state == "need_file_data":
+        if state == NEED_FILE_DATA:
             return self._need_file(answer)
         return self._fail(f"protocol: unexpected answer to an entity: {_show(answer)}")
 
     def _after_supply(self, state: str | None, answer: Any) -> Action:
         """The answer to a status or to file bytes: on success, go on with the cached form."""
-        if state not in ("continue", "complete"):
+        if state not in (CONTINUE, COMPLETE):
             what = "a status" if isinstance(self._last, SendStatus) else "file data"
             return self._fail(f"protocol: unexpected answer to {what}: {_show(answer)}")
         if isinstance(self._last, UploadFile) and answer.get("received") is False:
@@ -160,7 +144,7 @@ class V1Exchange:
         if status_id not in self._status_ids:
             return self._fail(f"protocol: importer asked for status {answer.get('status_id')!r}"
                               f", which this {self.kind} does not reference")
-        if self._same_need(("status", status_id)):
+        if self._same_need((STATUS, status_id)):
             return self._fail(f"importer asked for status {status_id} {SAME_NEED_LIMIT} times "
                               "in a row although it was sent")
         return self._issue(SendStatus(status_id))
@@ -171,7 +155,7 @@ class V1Exchange:
             return self._fail(f"protocol: importer asked for the data of file "
                               f"{answer.get('file_id')!r}, which is not part of this "
                               f"{self.kind}")
-        if self._same_need(("file", file_id)):
+        if self._same_need((FILE, file_id)):
             return self._fail(f"importer asked for the data of file {file_id} "
                               f"{SAME_NEED_LIMIT} times in a row although it was uploaded")
         return self._issue(UploadFile(file_id, self._md5_of[file_id]))

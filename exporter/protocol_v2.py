@@ -20,7 +20,10 @@ hang a sync.
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from model.stored_json import json_text
+from model.protocol.stored_json import json_text
+from model.protocol.vocabulary import (COMPLETE, EVENT, FAILED, FILE, NEED_FILE_DATA,
+                                       NEED_STATUS, Complete, Failed, body_file_records,
+                                       named_statuses)
 
 SAME_NEED_LIMIT = 3
 MAX_ROUNDS = 8
@@ -49,16 +52,6 @@ class Supply:
 
 
 @dataclass(frozen=True)
-class Complete:
-    already_present: bool      # complete at its first answer: nothing had to be sent
-
-
-@dataclass(frozen=True)
-class Failed:
-    reason: str
-
-
-@dataclass(frozen=True)
 class Finished:
     outcomes: dict             # Key → Complete | Failed, for every entity of the batch
 
@@ -77,9 +70,8 @@ class _Entity:
 
 
 def _file_needs(kind: str, body: dict) -> list[FileNeed]:
-    """The files an event lists, or the file record itself."""
-    records = body.get("files", []) if kind == "event" else [body]
-    return [FileNeed(r["file_id"], r["md5"], int(r["file_size"])) for r in records]
+    return [FileNeed(r["file_id"], r["md5"], int(r["file_size"]))
+            for r in body_file_records(kind, body)]
 
 
 class BatchExchange:
@@ -134,15 +126,15 @@ class BatchExchange:
         alone = len(self._statuses) + len(self._open) > self.max_batch
         body = {"statuses": list(self._statuses.values()),
                 "files": [] if alone else [e.body for k, e in self._open.items()
-                                           if k[0] == "file"],
+                                           if k[0] == FILE],
                 "events": [] if alone else [e.body for k, e in self._open.items()
-                                            if k[0] == "event"]}
+                                            if k[0] == EVENT]}
         self._statuses_sent |= set(self._statuses)
         self._status_order = list(self._statuses)
         self._statuses = {}
         # The importer answers statuses, then files, then events: keep the same order.
-        self._sent = [] if alone else ([k for k in self._open if k[0] == "file"]
-                                       + [k for k in self._open if k[0] == "event"])
+        self._sent = [] if alone else ([k for k in self._open if k[0] == FILE]
+                                       + [k for k in self._open if k[0] == EVENT])
         return PostBatch(body)
 
     def _fail(self, key: Key, reason: str) -> None:
@@ -177,20 +169,21 @@ class BatchExchange:
             self._fail(key, f"protocol: result {_show(result)} is not for {key[0]} {key[1]}")
             return
         state, first_answer, entity.answered = result.get("state"), not entity.answered, True
-        if state == "complete":
+        if state == COMPLETE:
             self._open.pop(key)
             self.outcomes[key] = Complete(already_present=first_answer and not entity.bytes_sent)
-        elif state == "failed":
+        elif state == FAILED:
             self._fail(key, f"importer answered failed: {result.get('message') or 'no reason'}")
-        elif state == "need_status":
+        elif state == NEED_STATUS:
             self._need_status(key, entity, result.get("status_id"), status_ids)
-        elif state == "need_file_data":
+        elif state == NEED_FILE_DATA:
             self._need_files(key, entity, result.get("file_ids"), files)
         else:
             self._fail(key, f"protocol: unexpected result {_show(result)}")
 
     def _need_status(self, key: Key, entity: _Entity, status_id, status_ids: list) -> None:
-        if not isinstance(status_id, str) or status_id not in named_statuses(entity.body):
+        if not isinstance(status_id, str) or \
+                status_id not in named_statuses(entity.kind, entity.body):
             self._fail(key, f"protocol: importer asked for status {status_id!r}, which the "
                        f"{key[0]} does not name")
         elif status_id in self._statuses_sent:
@@ -239,14 +232,9 @@ class BatchExchange:
         return self._next_batch()
 
     def _fail_needing_status(self, status_id: str) -> None:
-        for key in [k for k, e in self._open.items() if status_id in named_statuses(e.body)]:
+        for key in [k for k, e in self._open.items()
+                    if status_id in named_statuses(e.kind, e.body)]:
             self._fail(key, f"status {status_id} is not in this archive")
-
-
-def named_statuses(body: dict) -> list[str]:
-    """The statuses an event or file record body names (its own, then its files'), once."""
-    return list(dict.fromkeys([body.get("status_id")]
-                              + [record.get("status_id") for record in body.get("files", [])]))
 
 
 def _show(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Large files over the importer's tus endpoint (`{base}/uploads`), resumed from the offset
 the importer holds after a dropped connection, a timeout, or a crash of this process.
 
-The upload URL is remembered in the database (`model.upload_urls`) as soon as the importer
+The upload URL is remembered in the database (`model.export.upload_urls`) as soon as the importer
 creates it, so a later run asks the importer (HEAD) where it stands and sends only the rest.
 Chunks carry no `Upload-Checksum`: the importer checks the whole file's MD5 on the last byte
 anyway, and a per-chunk MD5 would cost one more hash pass on each side (the slowest step of
@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 from exporter import errors
 from exporter.sendfile import SpanBody
 from exporter.transport import Transport
-from model.upload_urls import UploadUrls
+from model.export.upload_urls import UploadUrls
 
 TUS = {"Tus-Resumable": "1.0.0"}
 # Consecutive failed attempts (no byte of progress) before the target backs off.

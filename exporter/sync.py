@@ -23,49 +23,51 @@ import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from exporter import errors
 from exporter.lanes import LANES, BatchLanes, SentPage
-from exporter.protocol_v1 import Complete, Failed, PostEntity, SendStatus, UploadFile, V1Exchange
-from exporter.protocol_v2 import Complete as BatchComplete, Failed as BatchFailed
+from exporter.protocol_v1 import PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.report import SyncReport, TargetReport, human_bytes
 from exporter.sync_traces import SyncTracer
 from exporter.sync_v2 import BatchDriver, PageOutcome, speaks_version_2
 from exporter.transport import Transport
-from model.database import now_ms
-from model.export_queue import ExportQueue, QueueItem
+from model.store.database import now_ms
+from model.export.queue import QueueItem
 from model.site import Site
-from model.sync_locks import LockHeld, LockLost, SyncLocks
-from model.targets import Target, Targets
-from model.upload_urls import UploadUrls
+from model.export.locks import LockHeld, LockLost, SyncLocks
+from model.export.targets import Target
+from model.protocol.vocabulary import STATUS, Complete, Failed
 
 log = logging.getLogger("skyrelay.exporter")
 
 
+# Version 1 rows claimed from the queue at a time (not a setting: it bounds only how many
+# queue rows one claim reads).
+PAGE_SIZE = 200
+
+
 @dataclass(frozen=True)
 class SyncSettings:
-    timeout_s: float = 30.0
-    max_steps: int = 50
-    backoff_base_s: float = 30.0
-    backoff_max_s: float = 3600.0
-    lock_ttl_s: float = 120.0
-    page_size: int = 200
-    batch_size: int = 500                       # version 2
-    small_file_bytes: int = 1024 * 1024
-    blobs_request_bytes: int = 8 * 1024 * 1024
-    upload_chunk_bytes: int = 1024 * 1024 * 1024
+    """The `exporter.*` settings a sync reads, by their names in `skyrelay/settings.py`
+    (where their defaults are declared)."""
+    timeout_s: float
+    max_steps: int
+    backoff_base_s: float
+    backoff_max_s: float
+    lock_ttl_s: float
+    batch_size: int                             # version 2
+    small_file_bytes: int
+    blobs_request_bytes: int
+    upload_chunk_bytes: int
+    page_size: int = PAGE_SIZE
 
     @classmethod
-    def from_config(cls, config) -> "SyncSettings":
-        return cls(timeout_s=config["exporter.timeout_s"], max_steps=config["exporter.max_steps"],
-                   backoff_base_s=config["exporter.backoff_base_s"],
-                   backoff_max_s=config["exporter.backoff_max_s"],
-                   lock_ttl_s=config["exporter.lock_ttl_s"],
-                   batch_size=config["exporter.batch_size"],
-                   small_file_bytes=config["exporter.small_file_bytes"],
-                   blobs_request_bytes=config["exporter.blobs_request_bytes"],
-                   upload_chunk_bytes=config["exporter.upload_chunk_bytes"])
+    def from_config(cls, config, **overrides) -> "SyncSettings":
+        """Each field from the setting `exporter.<field>`, or from `overrides`."""
+        read = {f.name: config[f"exporter.{f.name}"] for f in fields(cls)
+                if f.name != "page_size"}
+        return cls(**{**read, **overrides})
 
     def entity_retry_s(self, attempts: int) -> float:
         return min(self.backoff_base_s * 2 ** attempts, self.backoff_max_s)
@@ -116,9 +118,7 @@ class Syncer:
         self.site = site
         self.settings = settings
         self.progress = progress
-        self.targets = Targets(site.database)
-        self.queue = ExportQueue(site.database, lease_s=settings.lock_ttl_s)
-        self.locks = SyncLocks(site.database, ttl_s=settings.lock_ttl_s)
+        self.targets, self.queue, self.locks = site.targets, site.queue, site.locks
 
     def run(self, names: list[str] | None = None, trace_id: str | None = None) -> SyncReport:
         """Sync the named targets (each must exist), or every enabled target."""
@@ -131,13 +131,13 @@ class Syncer:
 
     def sync_target(self, target: Target, trace_id: str) -> TargetReport:
         report = TargetReport(target.name)
-        tracer = SyncTracer(self.site.database, trace_id, target)
+        tracer = SyncTracer(self.site.traces, trace_id, target)
         report.problem = _held_back(target)
         if report.problem:
             tracer.run_finished(report)
             return report
         try:
-            lock = self.locks.acquire(target.target_id)
+            lock = self.locks.acquire(target.target_id, self.settings.lock_ttl_s)
         except LockHeld as held:
             report.busy, report.problem = True, str(held)
             tracer.run_finished(report)
@@ -166,7 +166,7 @@ class Syncer:
         heartbeat.start()
         counted: Transport | BatchLanes = transport     # where requests and bytes are counted
         try:
-            page = self.queue.claim(target.target_id, 0, self.settings.page_size)
+            page = self._claim(target, 0, self.settings.page_size)
             lanes = self._batch_lanes(target, transport, tracer, page) if page else None
             if lanes is None:
                 self._drain_one_by_one(target, transport, page, report, tracer, heartbeat, bar)
@@ -186,6 +186,10 @@ class Syncer:
             report.bytes += counted.bytes_uploaded
             transport.close()
             bar.close()
+
+    def _claim(self, target: Target, after_id: int, limit: int) -> list[QueueItem]:
+        """The next rows after `after_id`, leased for as long as the sync's lock lasts."""
+        return self.queue.claim(target.target_id, after_id, limit, self.settings.lock_ttl_s)
 
     @staticmethod
     def _progress(bar, entities: int, counted) -> None:
@@ -219,7 +223,7 @@ class Syncer:
             return None
         settings = self.settings
         return BatchLanes(transport, siblings, lambda lane_transport: BatchDriver(
-            self.site.archive, lane_transport, capabilities, UploadUrls(self.site.database),
+            self.site.archive, lane_transport, capabilities, self.site.upload_urls,
             target.name, settings.batch_size, settings.small_file_bytes,
             settings.blobs_request_bytes, settings.upload_chunk_bytes))
 
@@ -235,8 +239,7 @@ class Syncer:
             self._progress(bar, len(sent.items), lanes)
 
         if len(page) < self.settings.batch_size:   # claimed before the protocol was known
-            page += self.queue.claim(target.target_id, page[-1].id,
-                                     self.settings.batch_size - len(page))
+            page += self._claim(target, page[-1].id, self.settings.batch_size - len(page))
         in_flight: deque[SentPage] = deque()
         try:
             while page:
@@ -244,8 +247,7 @@ class Syncer:
                 in_flight.append(lanes.send(self._live(page), now_ms()))
                 if len(in_flight) > lanes.count:    # one waits its turn: no lane idles
                     finish(in_flight.popleft())     # while a finished page is recorded
-                page = self.queue.claim(target.target_id, page[-1].id,
-                                        self.settings.batch_size)
+                page = self._claim(target, page[-1].id, self.settings.batch_size)
             while in_flight:
                 finish(in_flight.popleft())
         except (TargetStopped, LockLost):
@@ -270,25 +272,25 @@ class Syncer:
             if not isinstance(exc, errors.FinalError) or isinstance(
                     exc, (errors.AuthError, errors.NotFound)):
                 self._target_failed(target, exc, sent.items, tracer, sent.started_ms)
-            page = PageOutcome({item.id: BatchFailed(str(exc)) for item in sent.items}, [])
+            page = PageOutcome({item.id: Failed(str(exc)) for item in sent.items}, [])
         self.queue.mark_done_many([item_id for item_id, outcome in page.outcomes.items()
-                                   if isinstance(outcome, BatchComplete)])
+                                   if isinstance(outcome, Complete)])
         for status_id, answer in page.statuses_sent:
             tracer.status_sent(status_id, answer, sent.started_ms)
         traced = []
         for item in sent.items:
             outcome = page.outcomes[item.id]
-            if isinstance(outcome, BatchComplete):
+            if isinstance(outcome, Complete):
                 report.already_present += outcome.already_present
                 report.sent += not outcome.already_present
-                traced.append((item.kind, item.entity_id, Complete(0, outcome.already_present)))
+                traced.append((item.kind, item.entity_id, outcome))
                 continue
             self.queue.mark_failed(item.id, outcome.reason,
                                    self.settings.entity_retry_s(item.attempts))
             log.warning("target %s: %s %s failed: %s", target.name, item.kind,
                         item.entity_id, outcome.reason)
             report.failed += 1
-            traced.append((item.kind, item.entity_id, Failed(outcome.reason, 0)))
+            traced.append((item.kind, item.entity_id, outcome))
         tracer.entities(traced, sent.started_ms)
 
     def _target_failed(self, target: Target, exc: errors.ExportError, items: list[QueueItem],
@@ -319,7 +321,7 @@ class Syncer:
                 heartbeat.check()
                 self._one(target, transport, item, report, tracer)
                 self._progress(bar, 1, transport)
-            page = self.queue.claim(target.target_id, page[-1].id, self.settings.page_size)
+            page = self._claim(target, page[-1].id, self.settings.page_size)
 
     def _one(self, target: Target, transport: Transport, item: QueueItem,
              report: TargetReport, tracer: SyncTracer) -> None:
@@ -333,7 +335,7 @@ class Syncer:
         except (errors.AuthError, errors.RetryableError, errors.NotFound) as exc:
             self._target_failed(target, exc, [item], tracer, started)
         except errors.FinalError as exc:   # Refused (400, 413 …) or ProtocolError
-            outcome = Failed(str(exc), 0)
+            outcome = Failed(str(exc))
         tracer.entity(item.kind, item.entity_id, started, outcome)
         if isinstance(outcome, Complete):
             self.queue.mark_done(item.id)
@@ -358,14 +360,14 @@ class Syncer:
             elif isinstance(action, SendStatus):
                 status = self.site.archive.get_status(action.status_id)
                 if status is None:
-                    return Failed(f"status {action.status_id} is not in this archive", 0)
+                    return Failed(f"status {action.status_id} is not in this archive")
                 sent = now_ms()
-                answer = transport.post_json({"type": "status", "status": status.to_json()})
+                answer = transport.post_json({"type": STATUS, STATUS: status.to_json()})
                 tracer.status_sent(action.status_id, answer, sent)
             else:
                 answer = self._upload(transport, action)
                 if answer is None:
-                    return Failed(f"bytes of file {action.file_id} are not in this archive", 0)
+                    return Failed(f"bytes of file {action.file_id} are not in this archive")
             action = exchange.step(answer)
         return action
 

@@ -13,24 +13,26 @@ Writing a trace event never stops a sync: a failure to write is logged.
 import json
 import logging
 
-from exporter.protocol_v1 import Complete, Failed
 from exporter.report import TargetReport
-from model.database import Database, now_ms
-from model.targets import Target
-from model.traces import CONTINUE, FAILED, FINISHED, OK, TraceEvent, Traces
+from model.store.database import now_ms
+from model.export.targets import Target
+from model.ops.traces import BUNDLE, CONTINUE, FAILED, FINISHED, OK, TraceEvent, Traces
+from model.protocol.vocabulary import (COMPLETE, CONTINUE as ANSWER_CONTINUE,
+                                       FAILED as ANSWER_FAILED, STATUS, Complete, Failed,
+                                       answer as answer_body, answer_text, state_of)
 
 log = logging.getLogger("skyrelay.exporter")
 COMPONENT = "exporter"
 
 
 class SyncTracer:
-    def __init__(self, database: Database, trace_id: str, target: Target):
-        self.traces = Traces(database)
+    def __init__(self, traces: Traces, trace_id: str, target: Target):
+        self.traces = traces
         self.trace_id, self.target = trace_id, target
         self.started = now_ms()
 
     def run_started(self) -> None:
-        self._record("bundle", self.target.name, "sync", OK, self.started,
+        self._record(BUNDLE, self.target.name, "sync", OK, self.started,
                      trace_status=CONTINUE, meta={"target": self.target.name,
                                                   "url": self.target.url})
 
@@ -40,7 +42,7 @@ class SyncTracer:
                 "not_tried": report.deferred, "bytes": report.bytes,
                 "requests": report.requests}
         status = OK if report.ok else FAILED
-        self._record("bundle", self.target.name, "sync", status, self.started, meta=meta,
+        self._record(BUNDLE, self.target.name, "sync", status, self.started, meta=meta,
                      exception="" if report.problem is None or report.ok else report.problem,
                      errors=[report.problem] if report.problem else [])
 
@@ -52,10 +54,10 @@ class SyncTracer:
                       outcome: Complete | Failed) -> TraceEvent:
         if isinstance(outcome, Complete):
             return self._event(kind, entity_id, "held" if outcome.already_present else "send",
-                               OK, started, status_body='{"state":"complete"}')
+                               OK, started, status_body=answer_text(COMPLETE))
         return self._event(kind, entity_id, "send", FAILED, started, exception=outcome.reason,
-                           status_body=json.dumps({"state": "failed",
-                                                   "message": outcome.reason}))
+                           status_body=json.dumps(answer_body(ANSWER_FAILED,
+                                                              message=outcome.reason)))
 
     def entities(self, outcomes: list[tuple[str, str, Complete | Failed]],
                  started: int) -> None:
@@ -72,9 +74,8 @@ class SyncTracer:
                                        exception=reason) for kind, entity_id in keys])
 
     def status_sent(self, status_id: str, answer, started: int) -> None:
-        state = answer.get("state") if isinstance(answer, dict) else None
-        ok = state in ("continue", "complete")
-        self._record("status", status_id, "send", OK if ok else FAILED, started,
+        ok = state_of(answer) in (ANSWER_CONTINUE, COMPLETE)
+        self._record(STATUS, status_id, "send", OK if ok else FAILED, started,
                      status_body=json.dumps(answer, separators=(",", ":")),
                      exception="" if ok else f"the importer answered {str(answer)[:200]}")
 

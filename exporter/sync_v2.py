@@ -18,13 +18,14 @@ from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
-from exporter.protocol_v2 import (BatchExchange, Complete, Failed, FileNeed, Finished,
-                                  PostBatch, named_statuses, plan_uploads, split_batches)
+from exporter.protocol_v2 import (BatchExchange, FileNeed, Finished, PostBatch, plan_uploads,
+                                  split_batches)
 from exporter.resumable import Resumable, UploadRefused
 from exporter.transport import Transport
-from model.archive import Archive
-from model.export_queue import QueueItem
-from model.upload_urls import UploadUrls
+from model.archive.archive import Archive
+from model.export.queue import QueueItem
+from model.export.upload_urls import UploadUrls
+from model.protocol.vocabulary import COMPLETE, Complete, Failed, named_statuses, state_of
 
 
 @dataclass
@@ -77,8 +78,8 @@ class BatchDriver:
         return page
 
     def _exchange(self, batch, statuses_sent: list) -> dict:
-        named = dict.fromkeys(status_id for _, body in batch
-                              for status_id in named_statuses(body))
+        named = dict.fromkeys(status_id for kind, body in batch
+                              for status_id in named_statuses(kind, body))
         unconfirmed = {status_id: body for status_id in named
                        if status_id not in self._statuses_held
                        and (body := self._status(status_id)) is not None}
@@ -99,7 +100,7 @@ class BatchDriver:
                 statuses_sent.extend(exchange.status_results)
                 self._statuses_held.update(
                     status_id for status_id, result in exchange.status_results
-                    if isinstance(result, dict) and result.get("state") == "complete")
+                    if state_of(result) == COMPLETE)
             else:
                 statuses = {status_id: self._status(status_id) for status_id in action.status_ids}
                 action = exchange.supplied(statuses, self._send_files(action.files))

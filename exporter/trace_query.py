@@ -9,7 +9,7 @@ from urllib.parse import quote, urljoin
 
 from exporter import errors
 from exporter.transport import Transport
-from model.targets import Target
+from model.export.targets import Target
 
 
 class TraceQueryError(Exception):

@@ -14,7 +14,7 @@ import requests
 from exporter import errors
 from exporter.bandwidth import TokenBucket
 from exporter.sendfile import PIECE, FileSpan, mount_sendfile
-from model.stored_json import json_text
+from model.protocol.stored_json import json_text
 
 CHUNK = 256 * 1024
 

@@ -14,7 +14,7 @@ from cachetools import TTLCache
 from flask import g, request
 
 from importer.errors import ApiError
-from model.users import User, Users
+from model.ops.users import User, Users
 
 
 # Checks of the same pair take turns behind one of these locks (picked by the pair's hash;
@@ -67,8 +67,8 @@ def require_role(role: str):
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            from flask import current_app
-            authenticate(current_app.extensions["skyrelay"].credentials, role)
+            from importer.state import current     # (the state module imports this one)
+            authenticate(current().credentials, role)
             return view(*args, **kwargs)
         return wrapper
     return decorate

@@ -9,7 +9,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from model.database import DatabaseBusy
+from model.store.database import DatabaseBusy
 
 log = logging.getLogger("skyrelay.importer")
 

@@ -8,14 +8,9 @@ routes re-decide after a store that lost a race against another request.
 
 from dataclasses import dataclass, field
 
-from model.entities import Event, FileRecord, Status
-
-COMPLETE = "complete"
-NEED_STATUS = "need_status"
-NEED_FILE_DATA = "need_file_data"
-CONTINUE = "continue"
-CONTINUE_NOCACHE = "continue-nocache"
-FAILED = "failed"
+from model.protocol.entities import Event, FileRecord, Status
+from model.protocol.vocabulary import (COMPLETE, CONTINUE, CONTINUE_NOCACHE, FAILED,
+                                       NEED_FILE_DATA, NEED_STATUS, answer)
 
 Entity = Status | FileRecord | Event
 
@@ -40,9 +35,8 @@ class Answer:
     conflict: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict:
-        body = {"state": self.state, "status_id": self.status_id, "file_id": self.file_id,
-                "message": self.message}
-        return {key: value for key, value in body.items() if value is not None}
+        return answer(self.state, status_id=self.status_id, file_id=self.file_id,
+                      message=self.message)
 
 
 class Store:
@@ -78,7 +72,7 @@ def _decide_with_files(entity: FileRecord | Event, held: Held) -> Answer | Store
         return Answer(COMPLETE, conflict=_differs(entity, held))
     if not held.status_held:
         return Answer(NEED_STATUS, status_id=held.missing_status_id or entity.status_id)
-    records = _records(entity)
+    records = entity.file_records
     for record in records:
         if record.file_id in held.taken_file_ids:  # no upload can make this storable
             return Answer(FAILED, message=f"file {record.file_id} is already held as part of "
@@ -87,10 +81,6 @@ def _decide_with_files(entity: FileRecord | Event, held: Held) -> Answer | Store
         if record.file_id in held.missing_data:
             return Answer(NEED_FILE_DATA, file_id=record.file_id)
     return STORE
-
-
-def _records(entity: FileRecord | Event) -> tuple[FileRecord, ...]:
-    return entity.files if isinstance(entity, Event) else (entity,)
 
 
 def _differs(entity: Entity, held: Held) -> bool:

@@ -5,7 +5,7 @@ most `importer.ingest_queue` more bundles waiting for one (further posts get 503
 byte is uploaded). Threads, not processes, because an ingest spends its time in I/O (reading
 the tar, writing blobs, the database), and because a separate worker process would need a
 queue, supervision and a deployment of its own to reach the same guarantees: a job whose
-process dies is marked FAILED by the next process that starts (model.jobs), and its spooled
+process dies is marked FAILED by the next process that starts (model.ops.jobs), and its spooled
 bundle is removed then.
 """
 
@@ -14,9 +14,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from model.bundle_ingest import IngestLimits
-from model.bundle_jobs import run_ingest_job
-from model.jobs import Job, Jobs
+from model.bundles.ingest import IngestLimits
+from model.bundles.jobs import run_ingest_job
+from model.ops.jobs import Job
 from model.site import Site
 
 log = logging.getLogger("skyrelay.ingest")
@@ -56,7 +56,7 @@ class IngestPool:
     def recover(self) -> None:
         """At start: fail the jobs whose process died, and remove spooled bundles that no
         running job will read any more."""
-        jobs = Jobs(self.site.database)
+        jobs = self.site.jobs
         for job in jobs.fail_unfinished_on_start():
             log.warning("job %s was left unfinished by %s: marked FAILED", job.job_id, job.owner)
         for path in self.spool.glob("job-*.bundle"):

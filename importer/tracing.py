@@ -16,15 +16,14 @@ import logging
 from flask import Blueprint, g, request
 
 from importer.errors import bad_request
-from importer.handshake import COMPLETE, CONTINUE, FAILED as ANSWER_FAILED, Answer
-from model.codec import EntityError, uuid_hex
-from model.database import Database
-from model.entities import Event, FileRecord, Status
-from model.traces import FAILED, OK, TraceEvent, TraceIdError, Traces, check_trace_id, \
+from importer.handshake import Answer
+from model.protocol.codec import EntityError, uuid_hex
+from model.protocol.vocabulary import (COMPLETE, CONTINUE, FAILED as ANSWER_FAILED, KINDS,
+                                       STATUS, answer as answer_body)
+from model.ops.traces import FAILED, OK, TraceEvent, TraceIdError, Traces, check_trace_id, \
     new_trace_id
 
 log = logging.getLogger("skyrelay.importer")
-KIND = {Status: "status", FileRecord: "file", Event: "event"}
 COMPONENT = "importer"
 
 
@@ -48,26 +47,26 @@ def install(bp: Blueprint) -> None:
         return response
 
 
-def record_answer(database: Database, entity, answer: Answer, held_before: str | None,
+def record_answer(traces: Traces, entity, answer: Answer, held_before: str | None,
                   started: int) -> None:
     """Record the entity's outcome if `answer` is one (see the module docstring)."""
     event = answer_event(entity, answer, held_before, started)
     if event is not None:
-        _record(database, event)
+        _record(traces, event)
 
 
 def answer_event(entity, answer: Answer, held_before: str | None,
                  started: int) -> TraceEvent | None:
     """The trace event of the entity's outcome, or None if `answer` is a step."""
-    kind = KIND[type(entity)]
+    kind = entity.kind
     terminal = answer.state in (COMPLETE, ANSWER_FAILED) or (
-        kind == "status" and answer.state == CONTINUE)
+        kind == STATUS and answer.state == CONTINUE)
     if not terminal:
         return None
     new_hash = entity.content_hash
     meta, exception, status = {}, "", OK
     if answer.state == ANSWER_FAILED:
-        operation, status, exception = "import", FAILED, answer.message or "failed"
+        operation, status, exception = "import", FAILED, answer.message or ANSWER_FAILED
     elif held_before is None:
         operation = "store"
     elif held_before == new_hash:
@@ -95,33 +94,33 @@ def refusal_event(kind: str, raw_id, message: str, started: int) -> TraceEvent |
     return TraceEvent(
         trace_id=g.trace_id, domain=kind, domain_id=entity_id, operation="refuse",
         component=COMPONENT, user=g.user.name, trace_event_status=FAILED, start_time=started,
-        status_body=json.dumps({"state": "failed", "message": message}), exception=message,
+        status_body=json.dumps(answer_body(ANSWER_FAILED, message=message)), exception=message,
         errors=[message])
 
 
-def record_events(database: Database, events) -> None:
+def record_events(traces: Traces, events) -> None:
     """Many events in one transaction (a version 2 batch); never fails the request."""
     events = [event for event in events if event is not None]
     try:
-        Traces(database).record_many(events)
+        traces.record_many(events)
     except Exception:  # noqa: BLE001 - the import itself succeeded or failed already
         log.exception("could not record %d trace events", len(events))
 
 
-def record_refusal(database: Database, body, message: str, started: int) -> None:
+def record_refusal(traces: Traces, body, message: str, started: int) -> None:
     """A 400 for an entity whose kind and ID can be read from the body: FAILED `refuse`."""
-    if not isinstance(body, dict) or body.get("type") not in ("status", "file", "event"):
+    if not isinstance(body, dict) or body.get("type") not in KINDS:
         return
     kind = body["type"]
     entity = body.get(kind)
     raw_id = entity.get(f"{kind}_id") if isinstance(entity, dict) else None
     event = refusal_event(kind, raw_id, message, started)
     if event is not None:
-        _record(database, event)
+        _record(traces, event)
 
 
-def _record(database: Database, event: TraceEvent) -> None:
+def _record(traces: Traces, event: TraceEvent) -> None:
     try:
-        Traces(database).record(event)
+        traces.record(event)
     except Exception:  # noqa: BLE001 - the import itself succeeded or failed already
         log.exception("could not record trace event for %s %s", event.domain, event.domain_id)

@@ -12,7 +12,7 @@ import click
 
 from skyrelay import __version__, config as config_module, heap
 from skyrelay.commands import bundle, config, demo, gc, job, serve, status, sync, target, users
-from model.site import Site, open_configured_site
+from model.site import Site, open_site
 
 
 class Context:
@@ -36,7 +36,7 @@ class Context:
     def site(self) -> Site:
         """The site's storage, with pending migrations applied."""
         if self._site is None:
-            self._site = open_configured_site(self.config)
+            self._site = open_site(self.config)
         return self._site
 
     def close(self) -> None:

@@ -61,7 +61,7 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
         # A mistyped --config must not silently start an empty site with the defaults.
         raise ConfigError(f"{path}: no such configuration file")
     raw = _read_yaml(path) if path.exists() else {}
-    values = {s.key: s.default for s in SETTINGS}
+    values = {}
     for key, value in _flatten(raw).items():
         if key not in BY_KEY:
             raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(BY_KEY)})")
@@ -69,12 +69,18 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
     for setting in SETTINGS:
         if setting.env_var in environ:
             values[setting.key] = _parse_env(setting, environ[setting.env_var])
-    for key, value in (overrides or {}).items():
+    return from_values({**values, **(overrides or {})}, path.resolve().parent)
+
+
+def from_values(values: Mapping[str, Any], base_dir: Path | None = None) -> Config:
+    """The defaults with `values` over them, validated, relative paths taken from `base_dir`
+    (default: the current folder): a site configured in code, with no file."""
+    for key in values:
         if key not in BY_KEY:
             raise ConfigError(f"unknown setting '{key}'")
-        values[key] = value
-    return Config({s.key: _validate(s, values[s.key]) for s in SETTINGS},
-                  path.resolve().parent)
+    merged = {s.key: values.get(s.key, s.default) for s in SETTINGS}
+    return Config({s.key: _validate(s, merged[s.key]) for s in SETTINGS},
+                  base_dir or Path.cwd())
 
 
 def _read_yaml(path: Path) -> dict:

@@ -16,8 +16,7 @@ from typing import Callable
 import requests
 
 from exporter.sync import Syncer, SyncSettings
-from model.sample import Generated, SampleWriter
-from model.targets import Targets
+from model.archive.sample import Generated, SampleWriter
 from skyrelay.sites import LocalSite
 
 
@@ -73,7 +72,7 @@ def run_demo(root: Path, echo: Callable[[str], None], progress: bool) -> bool:
             a.start()
             b.start()
             echo(f"serving a at {a.url}, b at {b.url}")
-            Targets(site_a.database).add("b", b.import_url, "demo-import", password)
+            site_a.targets.add("b", b.import_url, "demo-import", password)
             report = Syncer(site_a, SyncSettings.from_config(a.config),
                             progress=progress).run(["b"])
             for line in (t.line() for t in report.targets):

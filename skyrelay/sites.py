@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from model.site import Site, open_configured_site
+from model.site import Site, open_site
 from skyrelay import config as config_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ class LocalSite:
 
     def open(self) -> Site:
         """This site's storage (migrated); close it after use."""
-        return open_configured_site(self.config)
+        return open_site(self.config)
 
     @property
     def import_url(self) -> str:

@@ -8,7 +8,7 @@ import random
 import tarfile
 from pathlib import Path
 
-from model.entities import Event, FileRecord, Status
+from model.protocol.entities import Event, FileRecord, Status
 
 from tests.meteorpi import BODIES as FIXTURES
 
@@ -62,7 +62,7 @@ def snapshot(site) -> dict:
     """Everything two sites must agree on: each entity's canonical body, and each file's
     bytes (by MD5 and SHA-256), without creation times."""
     from sqlalchemy import select
-    from model import schema
+    from model.store import schema
     result = {}
     with site.database.reading() as conn:
         for name, table, key in (("statuses", schema.statuses, "status_id"),

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from model.database import Database
-from model.site import open_site
+from model.store.database import Database
+from tests.site_kit import open_test_site
 from tests.pgcluster import Cluster
 
 IN_CI = os.environ.get("CI") == "true"
@@ -46,7 +46,7 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def site(database_url, tmp_path):
-    opened = open_site(database_url, tmp_path / "blobs")
+    opened = open_test_site(database_url, tmp_path / "blobs")
     yield opened
     opened.close()
 
@@ -54,6 +54,6 @@ def site(database_url, tmp_path):
 @pytest.fixture
 def sqlite_site(tmp_path):
     """SQLite only: for tests about behaviour that does not depend on the database."""
-    opened = open_site(f"sqlite:///{tmp_path}/site.db", tmp_path / "blobs")
+    opened = open_test_site(f"sqlite:///{tmp_path}/site.db", tmp_path / "blobs")
     yield opened
     opened.close()

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from importer.app import create_app
-from model.site import open_site
+from tests.site_kit import open_test_site
 from skyrelay import config as config_module
 from tests.server import Server, password_of
 
@@ -204,7 +204,7 @@ def http(request, tmp_path_factory):
     else:
         cluster = request.getfixturevalue("pg_cluster")
         url = cluster.url(cluster.new_database(cluster.template))
-    site = open_site(url, tmp_path / "blobs")
+    site = open_test_site(url, tmp_path / "blobs")
     transport = FlaskTransport(site, tmp_path)
     transport.name = request.param
     yield transport

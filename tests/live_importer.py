@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from werkzeug.serving import make_server
 
 from importer.app import create_app
+from importer.state import Importer
 from skyrelay.config import load
 
 PASSWORD = "correct horse battery"
@@ -31,4 +32,4 @@ def serving(config, site):
     finally:
         server.shutdown()
         thread.join(timeout=10)
-        app.extensions["skyrelay.ingest"].shutdown(wait=True)
+        Importer.of(app).ingest_pool.shutdown(wait=True)

@@ -157,7 +157,7 @@ class Server:
         from skyrelay import config
         from model.site import open_site
         loaded = config.load(self.config_path, environ={})
-        return open_site(loaded.database_url, loaded.storage_path, migrate=False)
+        return open_site(loaded, migrate=False)
 
     def counts(self) -> dict[str, int]:
         site = self.open_site()

@@ -16,7 +16,7 @@ import string
 
 from hypothesis import strategies as st
 
-from model.entities import Event, FileRecord, Meta, Status
+from model.protocol.entities import Event, FileRecord, Meta, Status
 
 INT64_MAX = 2 ** 63 - 1
 

@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as sa_event, func, select
 
-import model.archive
-import model.cleanup
-from model import schema
-from model.archive import MissingData, MissingStatus, Outcome
-from model.blobstore import TooLarge
-from model.entities import Event, FileRecord, Status, content_hash
-from model.site import open_site
+import model.archive.archive
+import model.archive.cleanup
+from model.store import schema
+from model.archive.archive import MissingData, MissingStatus, Outcome
+from model.store.blobs import TooLarge
+from model.protocol.entities import Event, FileRecord, Status, content_hash
+from tests.site_kit import open_test_site
 from tests import strategies
 from tests.meteorpi import BODIES, FILE_BYTES
 
@@ -52,13 +52,13 @@ def failing(database, statement_start: str):
         sa_event.remove(database.engine, "before_cursor_execute", fail)
 
 
-REAL_NOW_MS = model.archive.now_ms
+REAL_NOW_MS = model.archive.archive.now_ms
 
 
 def advance_clock(monkeypatch, seconds: float) -> None:
     """The archive's clock (row times and gc's cutoffs) is `seconds` in the future from now on."""
     clock = lambda: REAL_NOW_MS() + int(seconds * 1000)  # noqa: E731
-    for module in (model.archive, model.cleanup):
+    for module in (model.archive.archive, model.archive.cleanup):
         monkeypatch.setattr(module, "now_ms", clock)
 
 
@@ -511,7 +511,7 @@ def run_together(*calls):
 @pytest.fixture
 def second_site(site, database_url):
     """Another process's view of the same storage (as two gunicorn workers have)."""
-    other = open_site(database_url, site.archive.blobs.root, migrate=False)
+    other = open_test_site(database_url, site.archive.blobs.root, migrate=False)
     yield other
     other.close()
 

@@ -3,7 +3,7 @@
 import pytest
 
 from exporter.bandwidth import TokenBucket
-from model.targets import TargetError, Targets, check_bwlimit
+from model.export.targets import TargetError, Targets, check_bwlimit
 
 
 class Clock:

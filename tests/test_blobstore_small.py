@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from model.blobstore import SMALL_BLOB, LocalBlobStore, TooLarge
+from model.store.blobs import SMALL_BLOB, LocalBlobStore, TooLarge
 
 
 def test_small_and_large_writes_commit_and_discard(tmp_path):

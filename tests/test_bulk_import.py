@@ -1,4 +1,4 @@
-"""model.bulk_import: the ready entities of a batch stored together, the others left out."""
+"""model.archive.bulk_import: the ready entities of a batch stored together, the others left out."""
 
 import io
 import threading
@@ -6,10 +6,10 @@ import threading
 import pytest
 from sqlalchemy import insert
 
-from model import schema
-from model.bulk_import import store_ready
-from model.entities import Event, FileRecord, Status
-from model.site import open_site
+from model.store import schema
+from model.archive.bulk_import import store_ready
+from model.protocol.entities import Event, FileRecord, Status
+from tests.site_kit import open_test_site
 from tests.importer_fixtures import event_json, file_json, md5_of, new_id, status_json
 
 
@@ -69,7 +69,7 @@ def test_first_come_first_served_within_a_batch(sqlite_site):
 
 @pytest.fixture
 def pg_site(pg_cluster, tmp_path):
-    opened = open_site(pg_cluster.url(pg_cluster.new_database(pg_cluster.template)),
+    opened = open_test_site(pg_cluster.url(pg_cluster.new_database(pg_cluster.template)),
                        tmp_path / "blobs")
     yield opened
     opened.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model.site import open_site
+from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,14 +27,14 @@ def two_sites(tmp_path):
     """Folders a and b, each a site with the default configuration (SQLite under var/)."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    site = open_site(f"sqlite:///{tmp_path}/a/var/skyrelay.db", tmp_path / "a/var/blobs")
+    site = open_test_site(f"sqlite:///{tmp_path}/a/var/skyrelay.db", tmp_path / "a/var/blobs")
     kit.fill(site.archive, events=3)
     site.close()
     return tmp_path / "a", tmp_path / "b"
 
 
 def open_folder(folder):
-    return open_site(f"sqlite:///{folder}/var/skyrelay.db", folder / "var/blobs")
+    return open_test_site(f"sqlite:///{folder}/var/skyrelay.db", folder / "var/blobs")
 
 
 def test_create_ingest_status_and_job(two_sites, tmp_path):

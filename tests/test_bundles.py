@@ -9,12 +9,12 @@ import tarfile
 import pytest
 
 from exporter.bundle_writer import write_bundle
-from model.bundle_ingest import IngestLimits
-from model.bundle_jobs import run_ingest_job
-from model.jobs import FAILED, OK, Jobs
-from model.selection import Selection
-from model.site import open_site
-from model.traces import Traces
+from model.bundles.ingest import IngestLimits
+from model.bundles.jobs import run_ingest_job
+from model.ops.jobs import FAILED, OK, Jobs
+from model.archive.selection import Selection
+from tests.site_kit import open_test_site
+from model.ops.traces import Traces
 from tests import bundle_kit as kit
 
 LIMITS = IngestLimits(max_bundle_bytes=10 * 1024 ** 2, max_metadata_bytes=1024 ** 2,
@@ -23,7 +23,7 @@ LIMITS = IngestLimits(max_bundle_bytes=10 * 1024 ** 2, max_metadata_bytes=1024 *
 
 @pytest.fixture
 def site_a(tmp_path):
-    opened = open_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
+    opened = open_test_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
     yield opened
     opened.close()
 

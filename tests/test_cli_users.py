@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from model.blobstore import LocalBlobStore
-from model.site import open_site
+from model.store.blobs import LocalBlobStore
+from tests.site_kit import open_test_site
 from skyrelay import __version__
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def users_in(cli) -> list[str]:
 
 
 def authenticates(cli, name: str, password: str) -> bool:
-    site = open_site(f"sqlite:///{cli.site_dir}/var/site.db", cli.site_dir / "var/blobs",
+    site = open_test_site(f"sqlite:///{cli.site_dir}/var/site.db", cli.site_dir / "var/blobs",
                      migrate=False)
     try:
         return site.users.authenticate(name, password) is not None

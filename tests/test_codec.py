@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from model.entities import (Event, FileRecord, Meta, Status, canonical_json, content_hash)
+from model.protocol.entities import (Event, FileRecord, Meta, Status, canonical_json, content_hash)
 from tests import strategies
 from tests.meteorpi import BODIES
 

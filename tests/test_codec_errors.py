@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.entities import EntityError, Event, FileRecord, Meta, Status
+from model.protocol.entities import EntityError, Event, FileRecord, Meta, Status
 from tests import strategies
 from tests.meteorpi import BODIES
 

@@ -7,14 +7,14 @@ import sys
 import pytest
 from sqlalchemy import select, update
 
-from model import schema
-from model.database import now_ms
-from model.entities import canonical_json
-from model.export_queue import DONE, FAILED, ExportQueue
-from model.sample import SampleWriter
-from model.site import open_site
-from model.sync_locks import LockHeld, LockLost, SyncLocks
-from model.targets import (DuplicateTarget, MASK, TargetError, Targets, UnknownTarget,
+from model.store import schema
+from model.store.database import now_ms
+from model.protocol.entities import canonical_json
+from model.export.queue import DONE, FAILED, ExportQueue
+from model.archive.sample import SampleWriter
+from tests.site_kit import open_test_site
+from model.export.locks import LockHeld, LockLost, SyncLocks
+from model.export.targets import (DuplicateTarget, MASK, TargetError, Targets, UnknownTarget,
                            make_filter)
 
 PASSWORD = "pa55-word-never-shown"
@@ -110,23 +110,23 @@ def test_target_filter_selects_what_is_queued(filled, filters, expected):
 
 def test_claim_pages_through_the_queue_with_leases(filled):
     site, _ = filled
-    queue, target = ExportQueue(site.database, lease_s=60), add_target(site)
+    queue, target = ExportQueue(site.database), add_target(site)
     queue.enqueue_new(target)
-    first = queue.claim(target.target_id, 0, 3)
+    first = queue.claim(target.target_id, 0, 3, lease_s=60)
     assert len(first) == 3 and all(item.body for item in first)
     assert first[0].body["event_id"] == first[0].entity_id
     stored = site.archive.get_event(first[0].entity_id).to_json()
     assert first[0].body.text == canonical_json(stored)      # sent on as stored
     # leased rows are not claimed again, not even from the start of the queue
-    second = queue.claim(target.target_id, 0, 10)
+    second = queue.claim(target.target_id, 0, 10, lease_s=60)
     assert len(second) == 5 and not {i.id for i in first} & {i.id for i in second}
-    assert queue.claim(target.target_id, 0, 10) == []
+    assert queue.claim(target.target_id, 0, 10, lease_s=60) == []
     queue.release_leases(target.target_id)
-    assert len(queue.claim(target.target_id, 0, 10)) == 8
+    assert len(queue.claim(target.target_id, 0, 10, lease_s=60)) == 8
     queue.mark_done(first[0].id)
     queue.mark_failed(first[1].id, "importer answered failed: nope", retry_in_s=3600)
     queue.release_leases(target.target_id)
-    assert len(queue.claim(target.target_id, 0, 10)) == 6     # done and backed-off rows wait
+    assert len(queue.claim(target.target_id, 0, 10, lease_s=60)) == 6     # done and backed-off rows wait
     counts = queue.counts(target.target_id)
     assert (counts[DONE], counts[FAILED], counts["due"]) == (1, 1, 6)
     failure = queue.failures(target.target_id)[0]
@@ -137,7 +137,7 @@ def test_claim_pages_through_the_queue_with_leases(filled):
 @pytest.fixture
 def pg_site(pg_cluster, tmp_path):
     """PostgreSQL only: SKIP LOCKED is PostgreSQL's (SQLite serialises writers instead)."""
-    opened = open_site(pg_cluster.url(pg_cluster.new_database(pg_cluster.template)),
+    opened = open_test_site(pg_cluster.url(pg_cluster.new_database(pg_cluster.template)),
                        tmp_path / "blobs")
     yield opened
     opened.close()
@@ -153,7 +153,7 @@ def test_claim_skips_rows_locked_by_another_worker(pg_site):
     with site.database.transaction() as other_worker:
         held = other_worker.execute(select(q.id).order_by(q.id).limit(3)
                                     .with_for_update()).scalars().all()
-        claimed = queue.claim(target.target_id, 0, 100)     # does not wait for other_worker
+        claimed = queue.claim(target.target_id, 0, 100, lease_s=60)     # does not wait for other_worker
         assert len(claimed) == 5 and not set(held) & {item.id for item in claimed}
 
 
@@ -161,7 +161,7 @@ def test_removing_a_target_removes_its_queue_and_lock(filled):
     site, _ = filled
     queue, target = ExportQueue(site.database), add_target(site)
     queue.enqueue_new(target)
-    SyncLocks(site.database).acquire(target.target_id)
+    SyncLocks(site.database).acquire(target.target_id, ttl_s=120)
     Targets(site.database).remove("b")
     with site.database.reading() as conn:
         for table in (schema.export_queue, schema.sync_locks):
@@ -170,23 +170,23 @@ def test_removing_a_target_removes_its_queue_and_lock(filled):
 
 def test_sync_lock_excludes_a_second_holder_until_released(site):
     target = add_target(site)
-    locks = SyncLocks(site.database, ttl_s=60)
-    lock = locks.acquire(target.target_id)
+    locks = SyncLocks(site.database)
+    lock = locks.acquire(target.target_id, ttl_s=60)
     with pytest.raises(LockHeld) as held:
-        locks.acquire(target.target_id)
+        locks.acquire(target.target_id, ttl_s=60)
     assert lock.holder in str(held.value)
     locks.heartbeat(lock)
     locks.release(lock)
-    locks.release(locks.acquire(target.target_id))
+    locks.release(locks.acquire(target.target_id, ttl_s=60))
 
 
 def test_an_expired_lock_is_taken_over_and_the_old_holder_notices(site):
     target = add_target(site)
-    locks = SyncLocks(site.database, ttl_s=60)
-    stale = locks.acquire(target.target_id)
+    locks = SyncLocks(site.database)
+    stale = locks.acquire(target.target_id, ttl_s=60)
     with site.database.transaction() as tx:
         tx.execute(update(schema.sync_locks).values(expires_ms=0, holder="1@elsewhere"))
-    fresh = locks.acquire(target.target_id)
+    fresh = locks.acquire(target.target_id, ttl_s=60)
     assert fresh.token != stale.token
     with pytest.raises(LockLost):
         locks.heartbeat(stale)
@@ -196,11 +196,11 @@ def test_a_lock_of_a_dead_process_on_this_machine_is_taken_over_at_once(site):
     target = add_target(site)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    locks = SyncLocks(site.database, ttl_s=3600)
-    lock = locks.acquire(target.target_id)
+    locks = SyncLocks(site.database)
+    lock = locks.acquire(target.target_id, ttl_s=3600)
     with site.database.transaction() as tx:
         tx.execute(update(schema.sync_locks).values(holder=f"{dead}@{socket.gethostname()}"))
-    assert locks.acquire(target.target_id).token != lock.token
+    assert locks.acquire(target.target_id, ttl_s=3600).token != lock.token
 
 
 @pytest.mark.parametrize("call, message", [

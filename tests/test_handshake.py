@@ -4,7 +4,7 @@ import pytest
 
 from importer.handshake import (COMPLETE, CONTINUE, FAILED, NEED_FILE_DATA, NEED_STATUS,
                                 STORE, Answer, Held, decide)
-from model.entities import Event, FileRecord, Status, content_hash
+from model.protocol.entities import Event, FileRecord, Status, content_hash
 from tests.importer_fixtures import event_json, file_json, status_json
 
 STATUS = Status.from_json(status_json())

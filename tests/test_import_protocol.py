@@ -3,7 +3,7 @@ around them, over Flask's test client (SQLite, PostgreSQL) and the served progra
 
 import logging
 
-from model.entities import content_hash
+from model.protocol.entities import content_hash
 from tests.importer_fixtures import (event_json, file_json, md5_of, new_id, scene,
                                      status_json)
 

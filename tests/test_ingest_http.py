@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from exporter.bundle_writer import write_bundle
-from model.selection import Selection
-from model.site import open_site
+from model.archive.selection import Selection
+from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
 from tests.live_importer import PASSWORD, config_for, serving
 
@@ -22,7 +22,7 @@ EVENT_KEYS = ["trace_event_id", "trace_id", "domain", "domain_id", "start_time",
 
 @pytest.fixture
 def site_a(tmp_path):
-    opened = open_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
+    opened = open_test_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
     kit.fill(opened.archive, events=3)
     yield opened
     opened.close()
@@ -189,8 +189,8 @@ def test_a_job_left_by_a_dead_server_is_failed_when_the_next_starts(site, databa
                                                                     tmp_path):
     import subprocess
     import sys
-    from model.jobs import Jobs
-    code = ("import sys; from model.database import Database; from model.jobs import Jobs; "
+    from model.ops.jobs import Jobs
+    code = ("import sys; from model.store.database import Database; from model.ops.jobs import Jobs; "
             "print(Jobs(Database(sys.argv[1])).create('sender', 't1', task='validating')"
             ".job_id)")
     job_id = int(subprocess.run([sys.executable, "-c", code, database_url], check=True,

@@ -9,8 +9,8 @@ import time
 import requests
 
 from exporter.bundle_writer import write_bundle
-from model.selection import Selection
-from model.site import open_site
+from model.archive.selection import Selection
+from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
 from tests.server import Server
 
@@ -33,7 +33,7 @@ def wait(server, job_id, until):
 
 
 def test_served_round_trip_then_a_killed_server_fails_its_job(tmp_path):
-    source = open_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
+    source = open_test_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
     kit.fill(source.archive, events=3)
     write_bundle(source.archive, str(tmp_path / "a.tar"), Selection())
     server = Server(tmp_path / "b", users={"sender": ["import"]}).start()

@@ -33,17 +33,17 @@ def test_start_sends_the_full_entity():
 
 @pytest.mark.parametrize("answers, expected", [
     # complete at once: already present
-    ([{"state": "complete"}], Complete(1, already_present=True)),
+    ([{"state": "complete"}], Complete(already_present=True, steps=1)),
     # need_status → status → cached form → complete
     ([{"state": "need_status", "status_id": STATUS}, {"state": "continue"},
-      {"state": "complete"}], Complete(3, already_present=False)),
+      {"state": "complete"}], Complete(already_present=False, steps=3)),
     # need_file_data for both files, in order
     ([{"state": "need_file_data", "file_id": F1}, {"state": "continue", "received": True},
       {"state": "need_file_data", "file_id": F2}, {"state": "continue"},
-      {"state": "complete"}], Complete(5, already_present=False)),
+      {"state": "complete"}], Complete(already_present=False, steps=5)),
     # continue → cached; continue-nocache → full again
     ([{"state": "continue"}, {"state": "continue-nocache"}, {"state": "complete"}],
-     Complete(3, already_present=False)),
+     Complete(already_present=False, steps=3)),
 ])
 def test_answers_that_end_complete(answers, expected):
     assert run(V1Exchange("event", EVENT), answers)[-1] == expected
@@ -61,7 +61,7 @@ def test_each_answer_gives_the_table_s_next_request():
     assert exchange.step({"state": "need_status", "status_id": OTHER_STATUS}) == \
         SendStatus(OTHER_STATUS)
     assert exchange.step({"state": "complete"}) == CACHED   # a held status: go on
-    assert exchange.step({"state": "complete"}) == Complete(9, already_present=False)
+    assert exchange.step({"state": "complete"}) == Complete(already_present=False, steps=9)
 
 
 def test_ids_in_answers_are_normalised():

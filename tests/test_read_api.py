@@ -4,7 +4,7 @@ with ETag and Range; over every transport."""
 import pytest
 
 from importer.app import create_app
-from model.entities import Event, Status
+from model.protocol.entities import Event, Status
 from tests.importer_fixtures import (site_config, event_json, file_json, md5_of, new_id, password_of,
                                      status_json)
 from tests.test_import_errors import assert_error

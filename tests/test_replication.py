@@ -13,10 +13,10 @@ import time
 import pytest
 import requests
 
-from model.export_queue import ExportQueue
-from model.sample import SampleWriter
-from model.site import open_configured_site
-from model.targets import Targets
+from model.export.queue import ExportQueue
+from model.archive.sample import SampleWriter
+from model.site import open_site
+from model.export.targets import Targets
 from skyrelay import config as config_module
 from skyrelay.demo import verify
 from skyrelay.sites import LocalSite
@@ -28,7 +28,7 @@ FAST = {"exporter.timeout_s": 5, "exporter.backoff_base_s": 1}
 def fill(server, seed: int = 1, **shape):
     """Generated data in a site's archive (migrated first: the site need not be running)."""
     loaded = config_module.load(server.config_path, environ={})
-    site = open_configured_site(loaded)
+    site = open_site(loaded)
     try:
         shape = {"cameras": 2, "events_per_camera": 3, "files_per_event": 2,
                  "standalone_per_camera": 1, **shape}
@@ -49,7 +49,7 @@ def sync(exporter, *args, check=False):
 
 def queue_counts(server, name="b"):
     loaded = config_module.load(server.config_path, environ={})
-    site = open_configured_site(loaded, migrate=False)
+    site = open_site(loaded, migrate=False)
     try:
         return ExportQueue(site.database).counts(Targets(site.database).get(name).target_id)
     finally:
@@ -58,7 +58,7 @@ def queue_counts(server, name="b"):
 
 def target_of(server, name="b"):
     loaded = config_module.load(server.config_path, environ={})
-    site = open_configured_site(loaded, migrate=False)
+    site = open_site(loaded, migrate=False)
     try:
         return Targets(site.database).get(name)
     finally:
@@ -120,7 +120,7 @@ def test_multi_hop_a_to_b_to_c(tmp_path, server_factory):
     # the copies on C are byte-identical entities: same content hash as on A
     for server in (a, c):
         loaded = config_module.load(server.config_path, environ={})
-        site = open_configured_site(loaded, migrate=False)
+        site = open_site(loaded, migrate=False)
         server.hashes = {e.event_id: site.archive.held_hash("event", e.event_id)
                          for e in generated.events}
         site.close()

@@ -11,8 +11,8 @@ import pytest
 from exporter import scheduler
 from tests.misbehaving import Server, json_answer, slow
 from tests.test_sync_faults import REPO, skyrelay  # noqa: F401  (shared subprocess helper)
-from model.sample import SampleWriter
-from model.site import open_site
+from model.archive.sample import SampleWriter
+from tests.site_kit import open_test_site
 
 
 def test_every_runs_at_the_interval_until_stopped():
@@ -42,7 +42,7 @@ def test_cron_times_follow_the_expression():
 @pytest.fixture
 def cli_site(tmp_path):
     (tmp_path / "config.yaml").write_text("exporter: {timeout_s: 5}\n")
-    site = open_site(f"sqlite:///{tmp_path}/var/skyrelay.db", tmp_path / "var/blobs")
+    site = open_test_site(f"sqlite:///{tmp_path}/var/skyrelay.db", tmp_path / "var/blobs")
     SampleWriter(site.archive, seed=6).fill(cameras=1, events_per_camera=2, files_per_event=1,
                                             standalone_per_camera=0)
     site.close()

@@ -5,8 +5,8 @@ both a migration and its Table objects)."""
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from model.database import Database
-from model.schema import metadata
+from model.store.database import Database
+from model.store.schema import metadata
 
 
 def test_migrated_database_matches_the_declared_schema(database_url):
@@ -39,8 +39,8 @@ def test_the_head_check_agrees_with_alembic(database_url):
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from model.database import MIGRATIONS
-    from model.migration_state import at_heads, revision_graph
+    from model.store.database import MIGRATIONS
+    from model.store.migration_state import at_heads, revision_graph
 
     database = Database(database_url)
     versions = MIGRATIONS / "versions"

@@ -10,11 +10,8 @@ import pytest
 import requests
 
 from importer.app import create_app
-from model.archive import Archive
-from model.blobstore import LocalBlobStore
-from model.database import Database
+from model.store.database import Database
 from model.site import Site
-from model.users import Users
 from tests.importer_fixtures import site_config, TIMEOUT, md5_of, password_of, scene
 from tests.server import Server
 
@@ -108,10 +105,9 @@ def test_a_busy_database_answers_503_with_retry_after(tmp_path):
     url = f"sqlite:///{tmp_path}/site.db"
     database = Database(url, busy_timeout_s=0.1)
     database.migrate()
-    site = Site(database, Archive(database, LocalBlobStore(tmp_path / "blobs")),
-                Users(database))
-    site.users.add("exporter", password_of("exporter"), ["import"])
     config = site_config(tmp_path)
+    site = Site(database, tmp_path / "blobs", config)
+    site.users.add("exporter", password_of("exporter"), ["import"])
     client = create_app(config, site).test_client()
     s = scene()
     holder = sqlite3.connect(tmp_path / "site.db", isolation_level=None)

@@ -4,8 +4,8 @@ import hashlib
 import io
 import pytest
 
-from model.archive import MissingData, MissingStatus, Outcome
-from model.entities import Event, Status
+from model.archive.archive import MissingData, MissingStatus, Outcome
+from model.protocol.entities import Event, Status
 
 from tests.meteorpi import BODIES as FIXTURES
 

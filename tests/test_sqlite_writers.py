@@ -1,4 +1,4 @@
-"""model.sqlite_writers: one SQLite writer at a time across threads and processes, the next
+"""model.store.sqlite_writers: one SQLite writer at a time across threads and processes, the next
 one let in as soon as the previous lets go, and a clear DatabaseBusy when no turn comes."""
 
 import multiprocessing
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from model.database import Database, DatabaseBusy
-from model.sqlite_writers import SqliteWriters, WritersBusy
+from model.store.database import Database, DatabaseBusy
+from model.store.sqlite_writers import SqliteWriters, WritersBusy
 
 
 def test_a_waiting_thread_writes_as_soon_as_the_writer_before_it_is_done(tmp_path):

@@ -5,7 +5,7 @@ import json
 
 from exporter.protocol_v2 import split_batches
 from exporter.transport import Transport
-from model.stored_json import StoredJson, json_text
+from model.protocol.stored_json import StoredJson, json_text
 from tests.misbehaving import Server, always, json_answer
 
 # Sorted keys, no spaces, non-ASCII kept: the archive's canonical form, not json.dumps's.

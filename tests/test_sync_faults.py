@@ -13,19 +13,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from exporter.sync import Syncer, SyncSettings
-from model import schema
-from model.export_queue import ExportQueue
-from model.sample import SampleWriter
-from model.site import open_site
-from model.sync_locks import LockHeld, SyncLocks
-from model.targets import Targets
+from exporter.sync import Syncer
+from tests.site_kit import open_test_site, sync_settings
+from model.store import schema
+from model.export.queue import ExportQueue
+from model.archive.sample import SampleWriter
+from model.export.locks import LockHeld, SyncLocks
+from model.export.targets import Targets
 from tests.misbehaving import (Answer, Server, always, always_need_file_data, json_answer,
                                slow)
 
 REPO = Path(__file__).parents[1]
 PASSWORD = "Tr0ub4dor-never-printed"
-FAST = SyncSettings(timeout_s=2, max_steps=50, backoff_base_s=30, backoff_max_s=300)
+FAST = sync_settings(timeout_s=2, max_steps=50, backoff_base_s=30, backoff_max_s=300)
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_auth_failure_blocks_the_target_until_it_is_changed(filled, status):
 def test_a_target_held_by_another_sync_is_skipped_not_failed(filled):
     with Server(always(json_answer({"state": "complete"}))) as server:
         target = add(filled, server.url)
-        lock = SyncLocks(filled.database).acquire(target.target_id)
+        lock = SyncLocks(filled.database).acquire(target.target_id, ttl_s=120)
         report = Syncer(filled, FAST).run()
         assert report.ok and report.targets[0].busy and server.requests == []
         SyncLocks(filled.database).release(lock)
@@ -153,7 +153,7 @@ def skyrelay(folder: Path, *args, stdin: str = "", env: dict | None = None):
 def cli_site(tmp_path):
     (tmp_path / "config.yaml").write_text(
         "exporter: {timeout_s: 2, backoff_base_s: 1}\n")
-    site = open_site(f"sqlite:///{tmp_path}/var/skyrelay.db", tmp_path / "var/blobs")
+    site = open_test_site(f"sqlite:///{tmp_path}/var/skyrelay.db", tmp_path / "var/blobs")
     SampleWriter(site.archive, seed=5).fill(cameras=1, events_per_camera=2, files_per_event=1,
                                             standalone_per_camera=0)
     site.close()
@@ -183,7 +183,7 @@ def test_sync_command_exits_non_zero_and_never_shows_the_password(cli_site):
 def test_the_lock_is_renewed_while_a_slow_sync_runs(sqlite_site):
     SampleWriter(sqlite_site.archive, seed=9).fill(cameras=1, events_per_camera=4,
                                                    files_per_event=1, standalone_per_camera=0)
-    settings = SyncSettings(timeout_s=5, lock_ttl_s=1.2)        # renewed every 0.4 s
+    settings = sync_settings(timeout_s=5, lock_ttl_s=1.2)        # renewed every 0.4 s
     with Server(slow(0.5, json_answer({"state": "complete"}))) as server:
         target = add(sqlite_site, server.url)
         result = {}
@@ -192,7 +192,7 @@ def test_the_lock_is_renewed_while_a_slow_sync_runs(sqlite_site):
         worker.start()
         time.sleep(1.6)                                         # past one lock lifetime
         with pytest.raises(LockHeld):
-            SyncLocks(sqlite_site.database, ttl_s=1.2).acquire(target.target_id)
+            SyncLocks(sqlite_site.database).acquire(target.target_id, ttl_s=1.2)
         worker.join(30)
     assert result["report"].ok and result["report"].total("already_present") == 4
 
@@ -200,7 +200,7 @@ def test_the_lock_is_renewed_while_a_slow_sync_runs(sqlite_site):
 def test_a_sync_whose_lock_was_taken_over_stops(sqlite_site):
     SampleWriter(sqlite_site.archive, seed=9).fill(cameras=1, events_per_camera=6,
                                                    files_per_event=1, standalone_per_camera=0)
-    settings = SyncSettings(timeout_s=5, lock_ttl_s=1.2)
+    settings = sync_settings(timeout_s=5, lock_ttl_s=1.2)
     with Server(slow(0.3, json_answer({"state": "complete"}))) as server:
         target = add(sqlite_site, server.url)
         result = {}
@@ -247,7 +247,7 @@ def test_a_fault_with_two_pages_in_flight_backs_off_once_and_keeps_what_arrived(
     with Server(version_2_until(2, fault)) as server:
         target = Targets(site.database).add("b", server.url + "/import", "exporter",
                                             PASSWORD, "v2")
-        settings = SyncSettings(timeout_s=2, backoff_base_s=30, page_size=2, batch_size=2)
+        settings = sync_settings(timeout_s=2, backoff_base_s=30, page_size=2, batch_size=2)
         report = Syncer(site, settings).run()
         line = report.targets[0]
         assert not report.ok and "500" in line.problem and "backing off 30 s" in line.problem

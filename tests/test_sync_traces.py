@@ -8,8 +8,8 @@ import re
 
 import requests
 
-from model.entities import Meta
-from model.site import open_configured_site
+from model.protocol.entities import Meta
+from model.site import open_site
 from skyrelay import config as config_module
 from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
 from tests.test_replication import FAST, add_target, fill, sync
@@ -83,8 +83,8 @@ def test_a_conflicting_resend_is_failed_on_the_importer_with_both_hashes(tmp_pat
 
 def _store_other_version(a, b, event):
     """Site b holds `event`'s ID with other meta (and the same status and bytes)."""
-    source = open_configured_site(config_module.load(a.config_path, environ={}))
-    target = open_configured_site(config_module.load(b.config_path, environ={}))
+    source = open_site(config_module.load(a.config_path, environ={}))
+    target = open_site(config_module.load(b.config_path, environ={}))
     try:
         target.archive.add_status(source.archive.get_status(event.status_id))
         for record in event.files:

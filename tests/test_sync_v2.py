@@ -11,16 +11,17 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from exporter.sync import Syncer, SyncSettings
+from exporter.sync import Syncer
 from exporter.sync_v2 import BatchDriver
 from exporter.protocol_v2 import Complete
 from exporter.transport import Transport
-from model.export_queue import ExportQueue
-from model.upload_urls import UploadUrls
-from model import schema
-from model.sample import SampleWriter
-from model.site import open_configured_site, open_site
-from model.targets import Targets
+from model.export.queue import ExportQueue
+from model.export.upload_urls import UploadUrls
+from model.store import schema
+from model.archive.sample import SampleWriter
+from model.site import open_site
+from tests.site_kit import open_test_site, sync_settings
+from model.export.targets import Targets
 from skyrelay import config as config_module
 from skyrelay.demo import verify
 from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
@@ -28,14 +29,14 @@ from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 USERS = {"exporter": ["import", "user"]}
-SMALL = SyncSettings(timeout_s=10, backoff_base_s=1, batch_size=5,
+SMALL = sync_settings(timeout_s=10, backoff_base_s=1, batch_size=5,
                      small_file_bytes=256 * 1024, blobs_request_bytes=64 * 1024,
                      upload_chunk_bytes=512 * 1024)
 
 
 @pytest.fixture
 def site_a(tmp_path):
-    opened = open_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
+    opened = open_test_site(f"sqlite:///{tmp_path}/a.db", tmp_path / "a-blobs")
     yield opened
     opened.close()
 
@@ -110,7 +111,7 @@ def test_a_cut_link_mid_upload_resumes_from_the_importer_offset(site_a, server_f
     with TcpProxy("127.0.0.1", urlsplit(b.url).port) as proxy:
         target(site_a, f"http://127.0.0.1:{proxy.port}/import")
         proxy.cut_after(3 * mib)            # three quarters into the 4 MiB upload
-        settings = SyncSettings(timeout_s=10, upload_chunk_bytes=64 * 1024 * 1024)
+        settings = sync_settings(timeout_s=10, upload_chunk_bytes=64 * 1024 * 1024)
         report = Syncer(site_a, settings).run()
     assert report.ok, report.targets[0].problem
     assert proxy.cuts == 1
@@ -125,7 +126,7 @@ def test_a_cut_link_mid_upload_resumes_from_the_importer_offset(site_a, server_f
 def test_an_exporter_crash_mid_upload_resumes_in_the_next_run(tmp_path, server_factory):
     a = Server(tmp_path / "a")                 # a site folder; only its `sync` command runs
     loaded = config_module.load(a.config_path, environ={})
-    site = open_configured_site(loaded)
+    site = open_site(loaded)
     generated = fill(site, large_bytes=4 * 1024 * 1024, cameras=1, events_per_camera=0,
                      standalone_per_camera=0)
     site.close()
@@ -192,7 +193,7 @@ def test_the_bandwidth_limit_holds_for_blobs_and_version_1(site_a, server_factor
     for name, server, protocol in (("b", b, "auto"), ("c", c, "v1")):
         target(site_a, server.import_url, protocol, bwlimit="128K", name=name)
         started = time.monotonic()
-        report = Syncer(site_a, SyncSettings(timeout_s=10, page_size=2, batch_size=2)
+        report = Syncer(site_a, sync_settings(timeout_s=10, page_size=2, batch_size=2)
                         ).run([name])
         elapsed = time.monotonic() - started
         assert report.ok and report.total("bytes") >= 384 * 1024
@@ -205,7 +206,7 @@ def test_a_small_max_batch_leaves_room_for_statuses(site_a, server_factory):
     generated = fill(site_a, cameras=2, events_per_camera=4, standalone_per_camera=0)
     b = server_factory("b", users=USERS, settings={"importer.max_batch": 4})
     target(site_a, b.import_url)
-    report = Syncer(site_a, SyncSettings(timeout_s=10)).run()
+    report = Syncer(site_a, sync_settings(timeout_s=10)).run()
     assert report.ok, report.targets[0].problem
     assert verify(b.url, b.auth("exporter"), generated).problems == []
     codes = [line.split("/import/batch ")[1].split()[0] for line in b.log().splitlines()
@@ -225,7 +226,7 @@ def test_after_a_batch_that_lacked_every_file_the_next_sends_its_bytes_unasked(
     queue.enqueue_new(added)
     pages, after = [], 0
     for _ in range(3):
-        pages.append(queue.claim(added.target_id, after, 4))
+        pages.append(queue.claim(added.target_id, after, 4, lease_s=120))
         after = pages[-1][-1].id
 
     def driver(transport):

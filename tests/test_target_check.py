@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from exporter.check import check_target
-from model.targets import Filter, Secret, Target
+from model.export.targets import Filter, Secret, Target
 from tests.misbehaving import Server, always, json_answer, self_signed_cert
 
 

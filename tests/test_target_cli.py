@@ -5,10 +5,10 @@ commands, a real SQLite site)."""
 import pytest
 from click.testing import CliRunner
 
-from model.export_queue import ExportQueue
-from model.sample import SampleWriter
-from model.site import open_site
-from model.targets import Targets
+from model.export.queue import ExportQueue
+from model.archive.sample import SampleWriter
+from tests.site_kit import open_test_site
+from model.export.targets import Targets
 from skyrelay.cli import cli
 
 PASSWORD = "cli-secret-password-42"
@@ -17,7 +17,7 @@ PASSWORD = "cli-secret-password-42"
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "config.yaml").write_text("exporter: {schedule: 'not a cron'}\n")
-    site = open_site(f"sqlite:///{tmp_path}/var/skyrelay.db", tmp_path / "var/blobs")
+    site = open_test_site(f"sqlite:///{tmp_path}/var/skyrelay.db", tmp_path / "var/blobs")
     SampleWriter(site.archive, seed=4).fill(cameras=1, events_per_camera=2, files_per_event=1,
                                             standalone_per_camera=1)
     site.close()
@@ -32,7 +32,7 @@ def run(folder, *args, stdin=None, env=None):
 
 
 def snapshot(folder) -> list:
-    site = open_site(f"sqlite:///{folder}/var/skyrelay.db", folder / "var/blobs")
+    site = open_test_site(f"sqlite:///{folder}/var/skyrelay.db", folder / "var/blobs")
     try:
         queue = ExportQueue(site.database)
         return [(t.to_json(), t.password.reveal(), queue.counts(t.target_id))

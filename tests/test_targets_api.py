@@ -9,9 +9,9 @@ import requests
 from werkzeug.serving import make_server
 
 from importer.app import create_app
-from model.sample import SampleWriter
-from model.site import open_configured_site
-from model.targets import Targets
+from model.archive.sample import SampleWriter
+from model.site import open_site
+from model.export.targets import Targets
 from skyrelay import config as config_module
 
 PASSWORD = "api-target-secret-771"
@@ -26,7 +26,7 @@ def served(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("api")
     (tmp_path / "config.yaml").write_text("site: {name: api}\n")
     config = config_module.load(tmp_path / "config.yaml", environ={})
-    site = open_configured_site(config)
+    site = open_site(config)
     site.users.add(*ADMIN, ["camera_admin"])
     site.users.add("importer", "importer-password", ["import", "user"])
     SampleWriter(site.archive, seed=2).fill(cameras=2, events_per_camera=2, files_per_event=1,

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from model.jobs import FAILED, OK, JobError, Jobs, this_process
-from model.traces import (CONTINUE, FINISHED, TraceEvent, TraceIdError, Traces, check_trace_id)
+from model.ops.jobs import FAILED, OK, JobError, Jobs, this_process
+from model.ops.traces import (CONTINUE, FINISHED, TraceEvent, TraceIdError, Traces, check_trace_id)
 
 
 def event(domain_id, status=OK, trace_status=FINISHED, start=1000, trace_id="t1", **extra):
@@ -86,7 +86,7 @@ def test_admin_set_checks_its_input(site):
 
 def test_a_job_whose_process_died_is_failed_at_the_next_start(site, database_url):
     """A real process creates a job and exits without finishing it."""
-    code = ("import sys; from model.database import Database; from model.jobs import Jobs; "
+    code = ("import sys; from model.store.database import Database; from model.ops.jobs import Jobs; "
             "j = Jobs(Database(sys.argv[1])).create('bob', 't9', task='ingest files'); "
             "print(j.job_id)")
     dead_id = int(subprocess.run([sys.executable, "-c", code, database_url], check=True,
@@ -108,7 +108,7 @@ def test_a_job_whose_process_died_is_failed_at_the_next_start(site, database_url
 
 
 def test_owner_liveness_tells_a_reused_pid_and_other_machines():
-    from model.jobs import owner_alive
+    from model.ops.jobs import owner_alive
     me = this_process()
     host, pid, start = me.split(":")
     assert owner_alive(me)

@@ -160,7 +160,7 @@ def test_tus_version_and_auth(importer_client):
 def test_an_expired_upload_is_gone(importer_client, sqlite_site):
     from sqlalchemy import update
 
-    from model import schema
+    from model.store import schema
     url, _ = create(importer_client, b"some bytes")
     with sqlite_site.database.transaction() as tx:
         tx.execute(update(schema.uploads).values(expires_ms=0))

@@ -1,4 +1,4 @@
-"""model.uploads: resumable upload state on both databases, without HTTP."""
+"""model.uploads.resumable: resumable upload state on both databases, without HTTP."""
 
 import hashlib
 import io
@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from model.blobstore import TooLarge
-from model.codec import EntityError
-from model.uploads import (ChecksumMismatch, ChunkTooLong, OffsetMismatch, UploadGone,
+from model.store.blobs import TooLarge
+from model.protocol.codec import EntityError
+from model.uploads.resumable import (ChecksumMismatch, ChunkTooLong, OffsetMismatch, UploadGone,
                            UploadNotFound, Uploads, WholeFileMismatch)
-from model.database import now_ms
-from model import schema
+from model.store.database import now_ms
+from model.store import schema
 from sqlalchemy import update
 
 

@@ -71,7 +71,7 @@ def test_concurrent_additions_of_one_name_give_one_user_and_one_clean_refusal(si
     gets UserExists, not a driver error."""
     import threading
 
-    from model.users import UserExists
+    from model.ops.users import UserExists
 
     outcomes, start = [], threading.Barrier(2)
 

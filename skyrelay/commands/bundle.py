@@ -5,12 +5,11 @@ import getpass
 import click
 
 from exporter.bundle_writer import BundleWriteError, write_bundle
-from model.bundle_ingest import IngestLimits
-from model.bundle_jobs import run_ingest_job
-from model.jobs import Jobs
-from model.selection import Selection
-from model.targets import TargetError, Targets, make_filter
-from model.traces import TraceIdError, check_trace_id, new_trace_id
+from model.bundles.ingest import IngestLimits
+from model.bundles.jobs import run_ingest_job
+from model.archive.selection import Selection
+from model.export.targets import TargetError, make_filter
+from model.ops.traces import TraceIdError, check_trace_id, new_trace_id
 
 
 def register(cli: click.Group) -> None:
@@ -42,7 +41,7 @@ def register(cli: click.Group) -> None:
         if target_name and (cameras or event_types or after or before):
             raise click.UsageError("--target takes that target's filter; give either --target "
                                    "or filter options")
-        chosen = (Targets(ctx.site.database).get(target_name).filter if target_name
+        chosen = (ctx.site.targets.get(target_name).filter if target_name
                   else make_filter(cameras, event_types, after, before))
         selection = Selection(chosen.camera_ids, chosen.event_types, chosen.after_ms,
                               chosen.before_ms)
@@ -59,7 +58,7 @@ def register(cli: click.Group) -> None:
     def ingest(ctx, path, trace_id):
         """Ingest the bundle IN.tar: all of it, or (exit status 1) nothing."""
         site = ctx.site
-        jobs = Jobs(site.database)
+        jobs = site.jobs
         jobs.fail_unfinished_on_start()
         trace_id = check_trace_id(trace_id) if trace_id else new_trace_id()
         job = jobs.create(f"local:{getpass.getuser()}", trace_id, bundle_path=path)

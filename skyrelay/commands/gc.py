@@ -15,18 +15,10 @@ def register(cli: click.Group) -> None:
         """Remove blobs no record uses and staged bytes no record claimed in time."""
         grace = ctx.config["gc.grace_s"] if grace is None else grace
         report = ctx.site.archive.gc(grace, ctx.config["importer.staged_ttl_s"], dry_run)
-        uploads_expired = 0 if dry_run else _uploads(ctx).expire(grace)
+        uploads_expired = 0 if dry_run else ctx.site.uploads.expire(grace)
         verb = "would remove" if dry_run else "removed"
         click.echo(f"{verb} {report.blobs_removed} blobs ({report.bytes_freed} bytes), "
                    f"{report.staged_expired} expired staged uploads, "
                    f"{report.temporaries_removed} stale temporary files")
         if uploads_expired:
             click.echo(f"removed {uploads_expired} expired resumable uploads")
-
-
-def _uploads(ctx):
-    from model.uploads import Uploads
-    site = ctx.site
-    return Uploads(site.database, site.archive, site.archive.blobs.root / "uploads",
-                   ttl_s=ctx.config["importer.upload_ttl_s"],
-                   max_bytes=ctx.config["importer.max_file_bytes"])

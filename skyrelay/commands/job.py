@@ -4,7 +4,7 @@ import json
 
 import click
 
-from model.jobs import FAILED, OK, TASKS, JobError, Jobs
+from model.ops.jobs import FAILED, OK, TASKS, JobError
 
 
 def register(cli: click.Group) -> None:
@@ -19,7 +19,7 @@ def register(cli: click.Group) -> None:
     @pass_context
     def show(ctx, job_id):
         """Print job JOB_ID as JSON."""
-        found = Jobs(ctx.site.database).get(job_id)
+        found = ctx.site.jobs.get(job_id)
         if found is None:
             raise click.ClickException(f"no job {job_id}")
         click.echo(json.dumps(found.to_json(), indent=2))
@@ -37,5 +37,5 @@ def register(cli: click.Group) -> None:
         if all(v is None for v in (state, task, task_percent, exception)):
             raise click.UsageError("nothing to change: give --state, --task, --task-percent "
                                    "or --exception")
-        changed = Jobs(ctx.site.database).set(job_id, state, task, task_percent, exception)
+        changed = ctx.site.jobs.set(job_id, state, task, task_percent, exception)
         click.echo(json.dumps(changed.to_json(), indent=2))

@@ -53,10 +53,10 @@ class ImporterServer(BaseApplication):
     def load(self):
         """Called in each worker after the fork: its own engine, its own caches."""
         from importer.app import create_app
-        from model.site import open_configured_site
+        from model.site import open_site
 
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
-        site = open_configured_site(self.site_config, migrate=False)
+        site = open_site(self.site_config, migrate=False)
         app = create_app(self.site_config, site)
         heap.settle_after_start()
         return app

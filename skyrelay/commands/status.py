@@ -6,7 +6,6 @@ import time
 
 import click
 
-from model.traces import Traces
 
 SUMMARY_COLUMNS = (("Done", "done"), ("Trace ID", "trace_id"), ("Trace status", "trace_status"),
                    ("Trace event status", "trace_event_status"))
@@ -63,7 +62,7 @@ def register(cli: click.Group) -> None:
     def status(ctx, trace_id, history, output, target_name):
         """What happened under TRACE_ID (a sync run or a bundle ingest) on this site and,
         with --target, on that target's site. Exit status 1 if either could not say."""
-        traces = Traces(ctx.site.database)
+        traces = ctx.site.traces
         local = traces.summary(trace_id)
         local_history = ([e.to_json() for e in traces.history(trace_id)]
                          if history and local else None)
@@ -92,9 +91,9 @@ def register(cli: click.Group) -> None:
 
 def _ask_target(ctx, name: str, trace_id: str, history: bool, problems: list):
     from exporter.trace_query import TraceQueryError, remote_trace
-    from model.targets import TargetError, Targets
+    from model.export.targets import TargetError
     try:
-        target = Targets(ctx.site.database).get(name)
+        target = ctx.site.targets.get(name)
         return remote_trace(target, trace_id, history, ctx.config["exporter.timeout_s"])
     except (TargetError, TraceQueryError) as exc:
         problems.append(str(exc))

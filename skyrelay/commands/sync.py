@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from model.targets import TargetError
+from model.export.targets import TargetError
 
 
 def register(cli: click.Group) -> None:

@@ -8,8 +8,7 @@ from datetime import datetime, timezone
 
 import click
 
-from model.export_queue import ExportQueue
-from model.targets import PROTOCOLS, Targets, TargetError, make_filter
+from model.export.targets import PROTOCOLS, TargetError, make_filter
 from skyrelay.commands.users import read_secret
 
 PASSWORD_ENV = "SKYRELAY_TARGET_PASSWORD"
@@ -48,7 +47,7 @@ def register(cli: click.Group) -> None:
     from skyrelay.cli import domain_errors, pass_context
 
     def stores(ctx):
-        return Targets(ctx.site.database), ExportQueue(ctx.site.database)
+        return ctx.site.targets, ctx.site.queue
 
     @cli.group()
     def target():
@@ -128,7 +127,7 @@ def register(cli: click.Group) -> None:
     def check(ctx, name):
         """Connect and log in to target NAME; report what its importer supports."""
         from exporter.check import check_target
-        result = check_target(Targets(ctx.site.database).get(name),
+        result = check_target(ctx.site.targets.get(name),
                               ctx.config["exporter.timeout_s"])
         if not result.ok:
             raise click.ClickException(f"target {name}: {result.message}")
@@ -151,7 +150,7 @@ def register(cli: click.Group) -> None:
         password = None
         if password_stdin or password_env:
             password = read_secret(password_stdin, PASSWORD_ENV, "New password")
-        changed = Targets(ctx.site.database).change(name, url=url, user=user, password=password,
+        changed = ctx.site.targets.change(name, url=url, user=user, password=password,
                                                     protocol=protocol, ca_bundle=ca_bundle,
                                                     bwlimit=bwlimit)
         click.echo(f"changed target {changed.name}; the next sync tries it at once")
@@ -162,7 +161,7 @@ def register(cli: click.Group) -> None:
     @domain_errors(TargetError)
     def enable(ctx, name):
         """Sync target NAME again (also retries its failed entities at once)."""
-        Targets(ctx.site.database).change(name, enabled=True)
+        ctx.site.targets.change(name, enabled=True)
         click.echo(f"enabled target {name}")
 
     @target.command("disable")
@@ -171,7 +170,7 @@ def register(cli: click.Group) -> None:
     @domain_errors(TargetError)
     def disable(ctx, name):
         """Stop syncing target NAME; its queue is kept."""
-        Targets(ctx.site.database).change(name, enabled=False)
+        ctx.site.targets.change(name, enabled=False)
         click.echo(f"disabled target {name}")
 
     @target.command("remove")
@@ -180,5 +179,5 @@ def register(cli: click.Group) -> None:
     @domain_errors(TargetError)
     def remove(ctx, name):
         """Remove target NAME and its queue."""
-        Targets(ctx.site.database).remove(name)
+        ctx.site.targets.remove(name)
         click.echo(f"removed target {name}")

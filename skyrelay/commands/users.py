@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from model.users import ROLES, UserError
+from model.ops.users import ROLES, UserError
 
 
 def read_secret(use_stdin: bool, env_var: str, prompt: str) -> str:

@@ -1,0 +1,120 @@
+"""`/api/targets`: the export targets of this site over HTTP, for role camera_admin.
+
+The same operations and validation as `skyrelay target …` (both call `model.export.targets`); the
+password can be set but is never returned. This module imports from `model` only: the
+importer and the exporter never import each other.
+"""
+
+from functools import wraps
+
+from flask import Blueprint, jsonify, request
+
+from importer.auth import require_role
+from importer.errors import ApiError, bad_request
+from importer.state import current
+from model.export.queue import ExportQueue
+from model.export.targets import DuplicateTarget, TargetError, Targets, UnknownTarget, make_filter
+
+_CREATE_KEYS = {"name", "url", "user", "password", "protocol", "filter", "ca_bundle",
+                "bwlimit"}
+_FILTER_KEYS = {"camera_ids", "event_types", "after", "before"}
+_CHANGE_KEYS = {"url", "user", "password", "protocol", "ca_bundle", "enabled", "bwlimit"}
+
+
+def _stores() -> tuple[Targets, ExportQueue]:
+    site = current().site
+    return site.targets, site.queue
+
+
+def _body(allowed: set[str]) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise bad_request("expected a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise bad_request(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
+    return body
+
+
+def _view(target, queue: ExportQueue) -> dict:
+    counts = queue.counts(target.target_id)
+    return {**target.to_json(), "backlog": {k: counts[k] for k in ("pending", "failed", "done")}}
+
+
+def _filter(body: dict):
+    given = body.get("filter") or {}
+    if not isinstance(given, dict):
+        raise bad_request("filter: expected an object with camera_ids, event_types, after, "
+                          "before")
+    unknown = sorted(set(given) - _FILTER_KEYS)
+    if unknown:
+        raise bad_request(f"filter: unknown key {unknown[0]!r}")
+    for key in ("camera_ids", "event_types"):
+        if not isinstance(given.get(key, []), list):
+            raise bad_request(f"filter.{key}: expected a list")
+    return make_filter(given.get("camera_ids", ()), given.get("event_types", ()),
+                       given.get("after"), given.get("before"))
+
+
+def _translate(error: TargetError) -> ApiError:
+    status = 404 if isinstance(error, UnknownTarget) else \
+        409 if isinstance(error, DuplicateTarget) else 400
+    return ApiError(status, str(error))
+
+
+def _admin(view):
+    """camera_admin only; target errors become the one JSON error shape (400/404/409)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except TargetError as error:
+            raise _translate(error) from None
+    return require_role("camera_admin")(wrapper)
+
+
+def blueprint() -> Blueprint:
+    routes = Blueprint("targets_api", __name__, url_prefix="/api/targets")
+
+    @routes.get("")
+    @_admin
+    def list_targets():
+        targets, queue = _stores()
+        return jsonify({"targets": [_view(t, queue) for t in targets.list()]})
+
+    @routes.post("")
+    @_admin
+    def add_target():
+        body = _body(_CREATE_KEYS)
+        targets, queue = _stores()
+        selection = _filter(body)
+        added = targets.add(body.get("name"), body.get("url"), body.get("user"),
+                            body.get("password"), body.get("protocol", "auto"), selection,
+                            body.get("ca_bundle"), body.get("bwlimit"))
+        queue.enqueue_new(added)
+        return jsonify(_view(added, queue)), 201
+
+    @routes.get("/<name>")
+    @_admin
+    def show_target(name):
+        targets, queue = _stores()
+        return jsonify(_view(targets.get(name), queue))
+
+    @routes.patch("/<name>")
+    @_admin
+    def change_target(name):
+        body = _body(_CHANGE_KEYS)
+        if "enabled" in body and not isinstance(body["enabled"], bool):
+            raise bad_request("enabled: expected true or false")
+        targets, queue = _stores()
+        changed = targets.change(name, **body)
+        return jsonify(_view(changed, queue))
+
+    @routes.delete("/<name>")
+    @_admin
+    def remove_target(name):
+        targets, _ = _stores()
+        targets.remove(name)
+        return jsonify({"state": "removed", "name": name})
+
+    return routes

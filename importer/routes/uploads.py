@@ -1,0 +1,182 @@
+"""`{base}/uploads`: resumable uploads for large files, tus 1.0.0 (core, creation, checksum,
+termination, expiration), so that a stock tus client can use it.
+
+Only HTTP lives here: headers in, headers out. What an upload is, where its bytes go and when
+they count is `model.uploads.resumable`.
+"""
+
+import base64
+import binascii
+
+from flask import Blueprint, g, jsonify, make_response, request, url_for
+from werkzeug.http import http_date
+
+from importer.auth import require_role
+from importer.routes.capabilities import version2_only
+from importer.errors import error_body
+from importer.socket_body import body_readinto
+from importer.state import current
+from model.store.blobs import TooLarge
+from model.protocol.codec import EntityError
+from model.uploads.resumable import (CHECKSUMS, ChecksumMismatch, ChunkTooLong, OffsetMismatch, Upload,
+                           UploadBusy, UploadGone, UploadNotFound, Uploads, WholeFileMismatch)
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,checksum,termination,expiration"
+OFFSET_TYPE = "application/offset+octet-stream"
+
+# Model errors → (status, extra headers). 460 is tus's "Checksum Mismatch".
+_STATUS = {UploadNotFound: 404, UploadGone: 410, OffsetMismatch: 409, UploadBusy: 423,
+           ChunkTooLong: 413, TooLarge: 413, ChecksumMismatch: "460 Checksum Mismatch",
+           WholeFileMismatch: "460 Checksum Mismatch", EntityError: 400}
+
+
+def _uploads() -> Uploads:
+    return current().site.uploads
+
+
+def blueprint(url_path: str) -> Blueprint:
+    bp = Blueprint("uploads", __name__, url_prefix=f"{url_path.rstrip('/')}/uploads")
+    bp.before_request(version2_only)
+
+    @bp.before_request
+    def check_version():
+        sent = request.headers.get("Tus-Resumable")
+        if request.method != "OPTIONS" and sent != TUS_VERSION:
+            response = jsonify(error_body(
+                f"Tus-Resumable must be {TUS_VERSION}, got {sent!r}"))
+            response.status_code = 412
+            response.headers["Tus-Version"] = TUS_VERSION
+            return response
+        return None
+
+    @bp.after_request
+    def tus_headers(response):
+        response.headers["Tus-Resumable"] = TUS_VERSION
+        return response
+
+    def upload_error(error):
+        status = next(code for kind, code in _STATUS.items() if isinstance(error, kind))
+        response = jsonify(error_body(str(error)))
+        response.status = status if isinstance(status, str) else response.status
+        if isinstance(status, int):
+            response.status_code = status
+        if isinstance(error, OffsetMismatch):
+            response.headers["Upload-Offset"] = str(error.held)
+        if isinstance(error, UploadBusy):
+            response.headers["Retry-After"] = "1"
+        return response
+
+    for kind in _STATUS:
+        bp.register_error_handler(kind, upload_error)
+
+    @bp.route("", methods=["OPTIONS"], provide_automatic_options=False)
+    @bp.route("/<upload_id>", methods=["OPTIONS"], provide_automatic_options=False)
+    @require_role("import")
+    def options(upload_id=None):
+        response = make_response("", 204)
+        response.headers.update({
+            "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
+            "Tus-Max-Size": str(current().settings["importer.max_file_bytes"]),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUMS)})
+        return response
+
+    @bp.route("", methods=["POST"], provide_automatic_options=False)
+    @require_role("import")
+    def create():
+        length = _int_header("Upload-Length")
+        raw_metadata = request.headers.get("Upload-Metadata", "")
+        metadata = _parse_metadata(raw_metadata)
+        missing = [key for key in ("file_id", "md5") if not metadata.get(key)]
+        if missing:
+            raise EntityError("Upload-Metadata", f"must carry {' and '.join(missing)} "
+                              "(base64-encoded values)")
+        upload = _uploads().create(g.user.name, metadata["file_id"],
+                                                metadata["md5"], length, raw_metadata)
+        response = make_response("", 201)
+        response.headers["Location"] = url_for(".upload", upload_id=upload.upload_id,
+                                               _external=True)
+        response.headers["Upload-Offset"] = str(upload.offset)
+        response.headers.update(_expiry(upload))
+        return response
+
+    @bp.route("/<upload_id>", methods=["HEAD"], provide_automatic_options=False)
+    @require_role("import")
+    def upload(upload_id):
+        held = _uploads().settled(g.user.name, upload_id)
+        response = make_response("", 200)
+        response.headers.update({"Upload-Offset": str(held.offset),
+                                 "Upload-Length": str(held.length),
+                                 "Cache-Control": "no-store", **_expiry(held)})
+        if held.metadata:
+            response.headers["Upload-Metadata"] = held.metadata
+        return response
+
+    @bp.route("/<upload_id>", methods=["PATCH"], provide_automatic_options=False)
+    @require_role("import")
+    def append(upload_id):
+        if request.mimetype != OFFSET_TYPE:
+            raise EntityError("Content-Type", f"must be {OFFSET_TYPE}, got "
+                              f"{request.mimetype or 'nothing'}")
+        offset = _int_header("Upload-Offset")
+        checksum = _parse_checksum(request.headers.get("Upload-Checksum"))
+        # File bytes are not bound by importer.max_body_bytes; the upload's length bounds them.
+        request.max_content_length = None
+        readinto = body_readinto(request.environ, request.stream,
+                                 current().settings["importer.upload_read_timeout_s"])
+        held = _uploads().append(g.user.name, upload_id, offset, readinto,
+                                              request.content_length, checksum)
+        response = make_response("", 204)
+        response.headers["Upload-Offset"] = str(held.offset)
+        response.headers.update(_expiry(held))
+        return response
+
+    @bp.route("/<upload_id>", methods=["DELETE"], provide_automatic_options=False)
+    @require_role("import")
+    def terminate(upload_id):
+        _uploads().terminate(g.user.name, upload_id)
+        return make_response("", 204)
+
+    return bp
+
+
+def _expiry(upload: Upload) -> dict:
+    return {} if upload.complete else {"Upload-Expires": http_date(upload.expires_ms / 1000)}
+
+
+def _int_header(name: str) -> int:
+    value = request.headers.get(name)
+    if value is None:
+        raise EntityError(name, "header missing")
+    if not value.isdigit():
+        raise EntityError(name, f"must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _parse_metadata(header: str) -> dict[str, str]:
+    """`key base64,key base64,key` (tus creation) → {key: decoded text}."""
+    metadata = {}
+    for pair in filter(None, (item.strip() for item in header.split(","))):
+        key, _, encoded = pair.partition(" ")
+        try:
+            metadata[key] = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise EntityError(f"Upload-Metadata.{key}",
+                              "value is not base64-encoded UTF-8") from exc
+    return metadata
+
+
+def _parse_checksum(header: str | None) -> tuple[str, bytes] | None:
+    if header is None:
+        return None
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise EntityError("Upload-Checksum", f"algorithm {algorithm!r} not supported "
+                          f"(supported: {', '.join(CHECKSUMS)})")
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error as exc:
+        raise EntityError("Upload-Checksum", "digest is not base64") from exc
+    if len(digest) != CHECKSUMS[algorithm]().digest_size:
+        raise EntityError("Upload-Checksum", f"not a {algorithm} digest")
+    return algorithm, digest

@@ -1,0 +1,373 @@
+"""Resumable uploads: the state behind the importer's tus endpoint, without any HTTP.
+
+An upload is a row (who created it, for which file ID and MD5, how long, how many bytes count
+so far) and a partial file in the uploads folder beside the blob store. The row's offset is
+the truth: bytes past it in the partial file are leftovers of a chunk that was dropped, and
+are cut off before the next write. So an upload survives a restart of the server.
+
+The whole-file MD5 (and the SHA-256 the blob store names blobs by) is computed as the bytes
+arrive. hashlib states cannot be saved, so they are kept in memory per process, keyed by
+(upload, offset); after a restart, or when a chunk lands on another process, the partial file
+is hashed once up to the offset and the digests go on from there.
+
+When the last byte arrives the MD5 is compared with the one announced at creation; only if
+they match does the file move (a rename, not a copy) into the blob store and get staged under
+(file ID, MD5), exactly as a version 1 upload would be. A mismatch resets the upload to
+offset 0: some byte is wrong and nobody can tell which.
+"""
+
+import errno
+import fcntl
+import hashlib
+import os
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from cachetools import LRUCache
+from sqlalchemy import delete, insert, select, update
+
+from model.protocol.errors import Busy, Conflict, NotFound, OverLimit, SkyrelayError
+from model.protocol import codec
+from model.store import schema
+from model.archive.archive import Archive
+from model.store.blobs import BlobInfo, TooLarge
+from model.store.database import Database, now_ms
+from model.archive.staging import stage_file
+from model.uploads.chunks import BLOCK, BodyTooLong, Digests, truncate, write_chunk
+
+CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1}  # tus requires sha1; we add md5
+EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+
+
+class UploadError(SkyrelayError):
+    """The request cannot be applied to the upload; nothing about it changed."""
+
+
+class UploadNotFound(UploadError, NotFound):
+    """No such upload for this user (another user's upload is not found either)."""
+
+
+class UploadGone(UploadError):
+    """The upload expired and was removed."""
+
+
+class OffsetMismatch(UploadError, Conflict):
+    def __init__(self, held: int, sent: int):
+        super().__init__(f"Upload-Offset {sent} is not the upload's offset {held}")
+        self.held = held
+
+
+class UploadBusy(UploadError, Busy):
+    """Another request is writing to this upload right now; try again shortly."""
+
+
+class ChunkTooLong(UploadError, OverLimit):
+    """The chunk would go past the upload's length; it was dropped."""
+
+
+class ChecksumMismatch(UploadError):
+    """The chunk's checksum did not match; it was dropped and the offset did not move."""
+
+
+class WholeFileMismatch(UploadError):
+    """The complete file's MD5 is not the one announced: the upload starts again at 0."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    owner: str
+    file_id: str
+    md5: str
+    length: int
+    offset: int
+    metadata: str
+    complete: bool
+    expires_ms: int
+
+
+def _row_to_upload(row) -> Upload:
+    return Upload(row.upload_id, row.owner, row.file_id, row.md5, row.upload_length,
+                  row.received_bytes, row.metadata, bool(row.complete), row.expires_ms)
+
+
+class Uploads:
+    def __init__(self, database: Database, archive: Archive, folder: str | os.PathLike,
+                 ttl_s: float, max_bytes: int, busy_wait_s: float = 10.0):
+        self.db = database
+        self.archive = archive
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ttl_ms = int(ttl_s * 1000)
+        self.max_bytes = max_bytes
+        self.busy_wait_s = busy_wait_s
+        self._digests: LRUCache = LRUCache(maxsize=64)
+        self._digests_lock = threading.Lock()
+
+    # -- paths and locks --------------------------------------------------------------------
+
+    def partial_path(self, upload_id: str) -> Path:
+        return self.folder / f"{upload_id}.part"
+
+    @contextmanager
+    def _locked(self, upload_id: str, wait_s: float | None = None) -> Iterator[None]:
+        """One writer per upload, across threads and processes (flock on a lock file). A
+        request still reading a dead connection lets go as soon as it sees the end, so a
+        short wait covers the usual retry; past it the caller gets UploadBusy."""
+        with open(self.folder / f"{upload_id}.lock", "a+b") as handle:
+            deadline = time.monotonic() + (self.busy_wait_s if wait_s is None else wait_s)
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise UploadBusy("another request is writing to this upload") from exc
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # -- create, read, end ------------------------------------------------------------------
+
+    def create(self, owner: str, file_id: str, md5: str, length: int,
+               metadata: str = "") -> Upload:
+        """Raises model.protocol.codec.EntityError for a bad file ID / MD5 / length, TooLarge past the
+        size limit."""
+        file_id = codec.uuid_hex(file_id, "file_id")
+        md5 = codec.md5_hex(md5, "md5")
+        length = codec.integer(length, "Upload-Length", minimum=0)
+        if length > self.max_bytes:
+            raise TooLarge(self.max_bytes)
+        if length == 0 and md5 != EMPTY_MD5:
+            raise WholeFileMismatch(f"an empty file has the MD5 {EMPTY_MD5}, not {md5}")
+        upload_id = uuid.uuid4().hex
+        self.partial_path(upload_id).touch()  # file first, then the row that names it
+        created = now_ms()
+        with self.db.transaction() as tx:
+            tx.execute(insert(schema.uploads).values(
+                upload_id=upload_id, owner=owner, file_id=file_id, md5=md5,
+                upload_length=length, received_bytes=0, metadata=metadata, complete=0,
+                created_ms=created, expires_ms=created + self.ttl_ms))
+        upload = self._load(upload_id)
+        if length == 0:
+            with self._locked(upload_id):
+                upload = self._finish(upload, Digests())
+        return upload
+
+    def get(self, owner: str, upload_id: str) -> Upload:
+        upload = self._load(upload_id)
+        if upload is None or upload.owner != owner:
+            raise UploadNotFound(f"upload {upload_id} not found")
+        if upload.expires_ms < now_ms():
+            self._remove(upload_id)
+            raise UploadGone(f"upload {upload_id} expired")
+        if upload.offset == upload.length and not upload.complete:
+            with self._locked(upload_id):
+                upload = self._recover_finished(self._load(upload_id))
+        return upload
+
+    def settled(self, owner: str, upload_id: str, wait_s: float = 2.0) -> Upload:
+        """`get`, after letting a chunk in flight finish (for up to `wait_s`): a client that
+        asks for the offset right after its connection dropped gets the bytes that made it,
+        not the offset from before the chunk. Past the wait, the offset held so far."""
+        self.get(owner, upload_id)
+        try:
+            with self._locked(upload_id, wait_s):
+                pass
+        except UploadBusy:
+            pass
+        return self.get(owner, upload_id)
+
+    def terminate(self, owner: str, upload_id: str) -> None:
+        self.get(owner, upload_id)
+        with self._locked(upload_id):
+            self._remove(upload_id)
+
+    def expire(self, grace_s: float = 3600) -> int:
+        """Remove expired uploads, and partial files no row names (a crash between the
+        file and the row) once older than `grace_s`. Returns the number of uploads removed."""
+        with self.db.reading() as conn:
+            expired = list(conn.scalars(select(schema.uploads.c.upload_id)
+                                        .where(schema.uploads.c.expires_ms < now_ms())))
+            known = set(conn.scalars(select(schema.uploads.c.upload_id)))
+        for upload_id in expired:
+            self._remove(upload_id)
+        cutoff = time.time() - grace_s
+        for path in self.folder.iterdir():
+            if path.stem not in known and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+        return len(expired)
+
+    # -- append -----------------------------------------------------------------------------
+
+    def append(self, owner: str, upload_id: str, offset: int,
+               readinto: Callable[[memoryview], int], declared: int | None = None,
+               checksum: tuple[str, bytes] | None = None) -> Upload:
+        """Write the bytes `readinto` yields at `offset`.
+
+        `readinto(view)` fills the view and returns the count, fewer only at the end of the
+        body (or when the client went away). `declared` is the chunk's length if the request
+        said it. With a `checksum` (algorithm, digest) the chunk counts only if it is
+        complete and matches; without one, whatever arrived counts (tus: keep as much as
+        possible), so a dropped connection costs only the bytes in flight.
+        """
+        upload = self.get(owner, upload_id)
+        if checksum is not None and checksum[0] not in CHECKSUMS:
+            raise ValueError(f"checksum algorithm {checksum[0]!r} is not supported")
+        if declared is not None and offset + declared > upload.length:
+            raise ChunkTooLong(f"{declared} bytes at offset {offset} go past the upload's "
+                               f"length {upload.length}")
+        with self._locked(upload_id):
+            upload = self._load(upload_id)
+            if upload is None:
+                raise UploadNotFound(f"upload {upload_id} not found")
+            if offset != upload.offset:
+                raise OffsetMismatch(upload.offset, offset)
+            if upload.complete:
+                return upload
+            return self._append_locked(upload, readinto, declared, checksum)
+
+    def _append_locked(self, upload: Upload, readinto, declared, checksum) -> Upload:
+        before = self._take_digests(upload)
+        after = before.copy()
+        chunk_hash = CHECKSUMS[checksum[0]]() if checksum else None
+        path = self.partial_path(upload.upload_id)
+        try:
+            received = write_chunk(path, upload, readinto, declared, after, chunk_hash)
+        except BaseException as exc:
+            truncate(path, upload.offset)
+            self._keep_digests(upload.upload_id, before)
+            if isinstance(exc, BodyTooLong):
+                raise ChunkTooLong(str(exc)) from None
+            raise
+        if checksum is not None and (
+                (declared is not None and received < declared)
+                or chunk_hash.digest() != checksum[1]):
+            truncate(path, upload.offset)
+            self._keep_digests(upload.upload_id, before)
+            if declared is not None and received < declared:
+                return upload  # cut short: the client is gone, and the chunk cannot be checked
+            raise ChecksumMismatch(f"the chunk's {checksum[0]} does not match Upload-Checksum; "
+                                   f"it was dropped, the offset stays {upload.offset}")
+        if received == 0:
+            self._keep_digests(upload.upload_id, before)
+            return upload
+        upload = self._advance(upload, upload.offset + received)
+        if upload.offset == upload.length:
+            return self._finish(upload, after)
+        self._keep_digests(upload.upload_id, after)
+        return upload
+
+    def _advance(self, upload: Upload, offset: int) -> Upload:
+        expires = now_ms() + self.ttl_ms
+        with self.db.transaction() as tx:
+            tx.execute(update(schema.uploads)
+                       .where(schema.uploads.c.upload_id == upload.upload_id)
+                       .values(received_bytes=offset, expires_ms=expires))
+        return replace(upload, offset=offset, expires_ms=expires)
+
+    # -- digests ----------------------------------------------------------------------------
+
+    def _take_digests(self, upload: Upload) -> Digests:
+        with self._digests_lock:
+            digests = self._digests.pop(upload.upload_id, None)
+        if digests is not None and digests.offset == upload.offset:
+            return digests
+        return self._rehash(upload)
+
+    def _keep_digests(self, upload_id: str, digests: Digests) -> None:
+        with self._digests_lock:
+            self._digests[upload_id] = digests
+
+    def _rehash(self, upload: Upload) -> Digests:
+        """Digests of the partial file's first `offset` bytes (after a restart, or when the
+        previous chunk went to another process)."""
+        digests = Digests()
+        with open(self.partial_path(upload.upload_id), "rb") as partial, digests.md5_behind():
+            while digests.offset < upload.offset:
+                block = partial.read(min(BLOCK, upload.offset - digests.offset))
+                if not block:
+                    break
+                digests.update(block)
+        if digests.offset != upload.offset:  # the partial file lost bytes: start over
+            self._reset(upload)
+            raise OffsetMismatch(0, upload.offset)
+        return digests
+
+    # -- the last byte ----------------------------------------------------------------------
+
+    def _finish(self, upload: Upload, digests: Digests) -> Upload:
+        md5 = digests.md5_hex()
+        if md5 != upload.md5:
+            self._reset(upload)
+            raise WholeFileMismatch(
+                f"the whole file's MD5 is {md5}, expected {upload.md5}: nothing was received "
+                "and the upload starts again at offset 0")
+        info = BlobInfo(digests.sha256.hexdigest(), md5, upload.length)
+        staged = stage_file(self.archive, upload.file_id, upload.md5,
+                            self.partial_path(upload.upload_id), info)
+        if not staged.received:   # the same bytes were deleted meanwhile: send them again
+            self._reset(upload)
+            raise WholeFileMismatch(staged.message)
+        with self.db.transaction() as tx:
+            tx.execute(update(schema.uploads)
+                       .where(schema.uploads.c.upload_id == upload.upload_id)
+                       .values(complete=1))
+        with self._digests_lock:
+            self._digests.pop(upload.upload_id, None)
+        return replace(upload, complete=True)
+
+    def _recover_finished(self, upload: Upload) -> Upload:
+        """The last byte was counted but the process died before the bytes were staged."""
+        if upload.complete:
+            return upload
+        if self.partial_path(upload.upload_id).exists():
+            try:
+                return self._finish(upload, self._rehash(upload))
+            except (WholeFileMismatch, OffsetMismatch):
+                return self._load(upload.upload_id)
+        if self.archive.has_data(upload.file_id, upload.md5):
+            with self.db.transaction() as tx:
+                tx.execute(update(schema.uploads)
+                           .where(schema.uploads.c.upload_id == upload.upload_id)
+                           .values(complete=1))
+            return replace(upload, complete=True)
+        self._reset(upload)
+        return replace(upload, offset=0)
+
+    def _reset(self, upload: Upload) -> None:
+        path = self.partial_path(upload.upload_id)
+        path.touch()
+        truncate(path, 0)
+        with self.db.transaction() as tx:
+            tx.execute(update(schema.uploads)
+                       .where(schema.uploads.c.upload_id == upload.upload_id)
+                       .values(received_bytes=0))
+        with self._digests_lock:
+            self._digests.pop(upload.upload_id, None)
+
+    # -- rows -------------------------------------------------------------------------------
+
+    def _load(self, upload_id: str) -> Upload | None:
+        with self.db.reading() as conn:
+            row = conn.execute(select(schema.uploads)
+                               .where(schema.uploads.c.upload_id == upload_id)).first()
+        return None if row is None else _row_to_upload(row)
+
+    def _remove(self, upload_id: str) -> None:
+        """Row first, then the files (a row never names a missing partial file)."""
+        with self.db.transaction() as tx:
+            tx.execute(delete(schema.uploads).where(schema.uploads.c.upload_id == upload_id))
+        with self._digests_lock:
+            self._digests.pop(upload_id, None)
+        self.partial_path(upload_id).unlink(missing_ok=True)
+        (self.folder / f"{upload_id}.lock").unlink(missing_ok=True)
