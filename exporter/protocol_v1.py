@@ -1,5 +1,5 @@
 """The version 1 handshake as a pure state machine: an importer's answer in, the next thing
-to do out. No I/O, so every answer of PROTOCOL.md's table (and every garbage answer) is
+to do out. No I/O, so every answer of docs/wire.md's table (and every garbage answer) is
 tested with plain dicts, and the loop that does the I/O (`exporter.sync`) stays trivial.
 
     exchange = V1Exchange("event", event_json, max_steps=50)
@@ -162,7 +162,7 @@ class V1Exchange:
 
     @staticmethod
     def _answer_id(answer: dict, key: str) -> str | None:
-        """IDs are compared normalised (dashes and upper case accepted, as in PROTOCOL.md)."""
+        """IDs are compared normalised (dashes and upper case accepted, as in docs/wire.md)."""
         try:
             return codec.uuid_hex(answer.get(key), key)
         except EntityError:

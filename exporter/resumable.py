@@ -17,13 +17,12 @@ from typing import BinaryIO, Callable
 from urllib.parse import urljoin
 
 from exporter import errors
+from exporter.retry import keep_uploading
 from exporter.sendfile import SpanBody
 from exporter.transport import Transport
 from model.export.upload_urls import UploadUrls
 
 TUS = {"Tus-Resumable": "1.0.0"}
-# Consecutive failed attempts (no byte of progress) before the target backs off.
-MAX_STALLS = 3
 
 
 class UploadRefused(errors.FinalError):
@@ -42,8 +41,8 @@ class Resumable:
     def send(self, file_id: str, md5: str, size: int,
              open_stream: Callable[[], BinaryIO]) -> None:
         """Upload the file until the importer holds all of it. Raises UploadRefused, or a
-        RetryableError once the link failed `MAX_STALLS` times in a row without progress
-        (the URL stays remembered for the next run)."""
+        RetryableError once the retry policy gives up on a link that makes no progress
+        (`exporter.retry.keep_uploading`; the URL stays remembered for the next run)."""
         url, offset = self._resume_or_create(file_id, md5, size)
         stalls = 0
         with open_stream() as stream:
@@ -59,7 +58,7 @@ class Resumable:
                         raise
                     if held > offset:
                         stalls = 0
-                    elif stalls >= MAX_STALLS:
+                    elif not keep_uploading(stalls):
                         raise
                     offset = held
         self.urls.forget(self.target, file_id, md5)

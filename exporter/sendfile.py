@@ -1,8 +1,8 @@
 """File bytes sent by the kernel (sendfile(2)) inside an ordinary `requests` call.
 
 A tus chunk is hundreds of MiB read from the blob store: read into this process and written
-to the socket, every byte was copied twice, and on a camera's small CPU (or the two cores a
-benchmark shares with the importer) those copies cost as much as the importer's SHA-256.
+to the socket, every byte would be copied twice, and on a camera's small CPU (or the cores
+an exporter shares with an importer) those copies cost as much as hashing the bytes.
 `socket.sendfile` hands the kernel the file and the range instead.
 
 `requests` (through urllib3) gives each item of an iterable body to its connection's

@@ -8,12 +8,11 @@ importer answered `complete`, so a run killed at any point leaves the row pendin
 run sends it again; the importer answers `complete` at once for what it already holds, and
 file bytes it already has are not asked for.
 
-Failures are sorted by whose fault they are:
-- the entity's (the importer answers failed, 400, garbage, too many steps): the row is marked
-  failed with the reason and retried with its own backoff; the sync goes on with the next row;
-- the target's (unreachable, timeout, 5xx, 429, 404): the target backs off exponentially and
-  its remaining rows wait for a later run;
-- the credentials' (401, 403): the target is blocked until an admin changes it.
+Failures are sorted by whose fault they are, and the waits decided, by `exporter.retry`
+(the rules are listed there): an entity's fault marks its row failed and the sync goes on with
+the next row (an importer answering `failed`, or too many steps, is the entity's fault too);
+a fault of the target or its credentials stops the target's sync, its remaining rows wait
+for a later run.
 """
 
 import logging
@@ -24,8 +23,10 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
+from typing import NoReturn
 
 from exporter import errors
+from exporter.retry import Fault, RetryPolicy, fault_of, means_version_1
 from exporter.lanes import LANES, BatchLanes, SentPage
 from exporter.protocol_v1 import PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.report import SyncReport, TargetReport, human_bytes
@@ -68,9 +69,6 @@ class SyncSettings:
         read = {f.name: config[f"exporter.{f.name}"] for f in fields(cls)
                 if f.name != "page_size"}
         return cls(**{**read, **overrides})
-
-    def entity_retry_s(self, attempts: int) -> float:
-        return min(self.backoff_base_s * 2 ** attempts, self.backoff_max_s)
 
 
 class _Heartbeat(threading.Thread):
@@ -117,6 +115,7 @@ class Syncer:
     def __init__(self, site: Site, settings: SyncSettings, progress: bool = False):
         self.site = site
         self.settings = settings
+        self.retry = RetryPolicy.from_settings(settings)
         self.progress = progress
         self.targets, self.queue, self.locks = site.targets, site.queue, site.locks
 
@@ -209,11 +208,12 @@ class Syncer:
         try:
             with _logged_in(siblings):
                 capabilities = transport.capabilities()
-        except (errors.ProtocolError, errors.Refused):   # (a 404 is None already)
+        except errors.ExportError as exc:               # (a 404 is None already)
+            if not means_version_1(exc):
+                _close(siblings, transport)
+                self._target_failed(target, exc, [i for i in page if i.body is not None],
+                                    tracer)
             capabilities = None
-        except errors.ExportError as exc:
-            _close(siblings, transport)
-            self._target_failed(target, exc, [i for i in page if i.body is not None], tracer)
         if not speaks_version_2(capabilities):
             _close(siblings, transport)
             if target.protocol == "v2":
@@ -269,8 +269,7 @@ class Syncer:
         try:
             page = sent.future.result()
         except errors.ExportError as exc:
-            if not isinstance(exc, errors.FinalError) or isinstance(
-                    exc, (errors.AuthError, errors.NotFound)):
+            if fault_of(exc) is not Fault.ENTITY:
                 self._target_failed(target, exc, sent.items, tracer, sent.started_ms)
             page = PageOutcome({item.id: Failed(str(exc)) for item in sent.items}, [])
         self.queue.mark_done_many([item_id for item_id, outcome in page.outcomes.items()
@@ -286,7 +285,7 @@ class Syncer:
                 traced.append((item.kind, item.entity_id, outcome))
                 continue
             self.queue.mark_failed(item.id, outcome.reason,
-                                   self.settings.entity_retry_s(item.attempts))
+                                   self.retry.entity_wait_s(item.attempts))
             log.warning("target %s: %s %s failed: %s", target.name, item.kind,
                         item.entity_id, outcome.reason)
             report.failed += 1
@@ -294,21 +293,21 @@ class Syncer:
         tracer.entities(traced, sent.started_ms)
 
     def _target_failed(self, target: Target, exc: errors.ExportError, items: list[QueueItem],
-                       tracer: SyncTracer, started: int | None = None):
-        """The target (not an entity) failed: note it on the rows in hand, block (401/403)
-        or back off the target (unreachable, timeout, 5xx, 429, 404…), and stop its sync."""
+                       tracer: SyncTracer, started: int | None = None) -> NoReturn:
+        """The target (not an entity) failed: note it on the rows in hand, block the target
+        (a fault of its credentials) or back it off (any other fault), and stop its sync."""
         tracer.deferred_many([(i.kind, i.entity_id) for i in items],
                              started or now_ms(), str(exc))
         self.queue.mark_deferred_many([item.id for item in items], str(exc))
-        if isinstance(exc, errors.AuthError):
+        if fault_of(exc) is Fault.CREDENTIALS:
             self.targets.record_auth_failure(target.target_id, str(exc))
             raise TargetStopped(f"{exc}; the target waits until it is changed "
                                 "(`skyrelay target set` or `target enable`)") from None
-        retry_after = getattr(exc, "retry_after_s", 0.0)
-        later = self.targets.record_retryable_failure(
-            target, str(exc), self.settings.backoff_base_s, self.settings.backoff_max_s,
-            retry_after)
-        wait = max(0, later.next_attempt_ms - now_ms()) / 1000
+        failures = target.failures + 1
+        retry_at = self.retry.target_retry_at(failures, getattr(exc, "retry_after_s", 0.0),
+                                              now_ms())
+        self.targets.record_failure(target.target_id, failures, str(exc), retry_at)
+        wait = max(0, retry_at - now_ms()) / 1000
         raise TargetStopped(f"{exc}; backing off {wait:.0f} s") from None
 
     # -- version 1 --------------------------------------------------------------------------
@@ -332,9 +331,9 @@ class Syncer:
         started = now_ms()
         try:
             outcome = self._exchange(transport, item, tracer)
-        except (errors.AuthError, errors.RetryableError, errors.NotFound) as exc:
-            self._target_failed(target, exc, [item], tracer, started)
-        except errors.FinalError as exc:   # Refused (400, 413 …) or ProtocolError
+        except errors.ExportError as exc:
+            if fault_of(exc) is not Fault.ENTITY:
+                self._target_failed(target, exc, [item], tracer, started)
             outcome = Failed(str(exc))
         tracer.entity(item.kind, item.entity_id, started, outcome)
         if isinstance(outcome, Complete):
@@ -345,7 +344,7 @@ class Syncer:
                 report.sent += 1
         else:
             self.queue.mark_failed(item.id, outcome.reason,
-                                   self.settings.entity_retry_s(item.attempts))
+                                   self.retry.entity_wait_s(item.attempts))
             log.warning("target %s: %s %s failed: %s", target.name, item.kind, item.entity_id,
                         outcome.reason)
             report.failed += 1
@@ -384,8 +383,8 @@ class Syncer:
 @contextmanager
 def _logged_in(siblings: list[Transport]):
     """While the body runs (the first lane asks for capabilities), each other lane opens its
-    connection with a request of its own. An importer worker checks a password (scrypt,
-    about 50 ms) on its first request: side by side on the workers, not one after the
+    connection with a request of its own. An importer worker checks a password (scrypt, slow
+    on purpose) on its first request: side by side on the workers, not one after the
     other on the sync's critical path. A failure here only means the lane connects later."""
     with ThreadPoolExecutor(max(1, len(siblings)), thread_name_prefix="sync-login") as pool:
         for sibling in siblings:
@@ -407,7 +406,7 @@ def _close(siblings: list[Transport], counted: Transport) -> None:
 
 class _NoProgress:
     """Stands in for the progress bar when none is shown (tqdm is then not even imported:
-    it is a sixth of a sync's start-up)."""
+    it is a large part of a sync's start-up)."""
 
     def update(self, count: int) -> None: ...
     def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...

@@ -2,7 +2,7 @@
 it tried, under the run's trace ID (the same ID the importer records under, from X-Trace-Id),
 so that `skyrelay status TRACE_ID` answers "what did this sync do" on both sites.
 
-A run is a `bundle`-domain event (PROTOCOL.md has four domains; a run moves a set of entities
+A run is a `bundle`-domain event (docs/wire.md has four domains; a run moves a set of entities
 together) with `operation` `sync` and the target's name as ID: CONTINUE when it starts,
 FINISHED when it ends (OK only if every entity it tried arrived). An entity is `send` (it
 arrived after this run sent it), `held` (the importer had it), or FAILED `send` / `deferred`

@@ -9,7 +9,8 @@ small files together through `/blobs` (at most
 `blobs_request_bytes` per request), large files one by one as resumable uploads; then one
 more `/batch` with only the entities that were not complete. After a batch that lacked every
 small file, the next one sends its small files first, unasked, and needs one `/batch`.
-Transport errors are not caught here: the sync turns them into a target backoff, as for
+An entity's fault at `/batch` (`exporter.retry.fault_of`) fails the batch's entities that are
+not complete yet; every other transport error is left to the sync, which sorts it as for
 version 1.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
+from exporter.retry import Fault, fault_of
 from exporter.protocol_v2 import (BatchExchange, FileNeed, Finished, PostBatch, plan_uploads,
                                   split_batches)
 from exporter.resumable import Resumable, UploadRefused
@@ -91,8 +93,8 @@ class BatchDriver:
             if isinstance(action, PostBatch):
                 try:
                     answer = self.transport.post_json(action.body, "/batch")
-                except (errors.Refused, errors.ProtocolError) as exc:
-                    if isinstance(exc, errors.NotFound):
+                except errors.ExportError as exc:
+                    if fault_of(exc) is not Fault.ENTITY:
                         raise
                     return {key: Failed(f"batch refused: {exc}") for key in exchange.keys
                             if key not in exchange.outcomes} | exchange.outcomes

@@ -1,6 +1,6 @@
 """Ask an export target's site what it recorded under a trace ID (`skyrelay status --target`).
 
-The status routes live at the root of the importer's site (PROTOCOL.md "Traces"), not under
+The status routes live at the root of the importer's site (docs/wire.md "Traces"), not under
 the import path, so the URL is the target's origin plus `/status/…`. The target's user needs
 the role `user` there (the status routes' role), besides `import`.
 """

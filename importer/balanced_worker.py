@@ -3,7 +3,7 @@
 Every worker of `skyrelay serve` waits on the one listening socket, and whichever wakes first
 accepts; a worker already busy with one connection often takes the next as well. Its threads
 then share one interpreter lock while another worker, and its core, idle: an exporter's two
-lanes landing on one worker synced 1.3-1.5x slower than on two. A worker that already holds
+lanes landing on one worker sync markedly slower than on two. A worker that already holds
 connections therefore waits a moment before it accepts, and a worker holding none, if there
 is one, takes the connection first. If none is idle, the busy ones accept as before, a
 moment later.

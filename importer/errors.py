@@ -1,21 +1,73 @@
-"""One JSON error shape for every answer that is not a success: `{"state", "message"}`.
+"""One JSON error shape for every answer that is not a success: `{"state", "message"}`, and
+one table that says which HTTP answer each domain error gets.
 
-Handlers are registered once on the app, so a route raises `ApiError` (or lets werkzeug
-raise 404/405/413) and never builds an error response itself.
+Handlers are registered once on the app. A route lets a domain error (a `SkyrelayError` from
+`model`) propagate and `TRANSLATIONS` picks its status; a refusal that only HTTP knows about
+(401, 403, 415, a body that is not JSON) is an `ApiError`; werkzeug raises its own 404/405/413.
+No route translates errors itself.
 """
 
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from model.protocol.errors import Busy, Conflict, Invalid, NotFound, OverLimit, SkyrelayError
+from model.protocol.vocabulary import FAILED
 from model.store.database import DatabaseBusy
+from model.uploads.resumable import (ChecksumMismatch, OffsetMismatch, UploadBusy, UploadGone,
+                                     WholeFileMismatch)
 
 log = logging.getLogger("skyrelay.importer")
 
+CHECKSUM_MISMATCH = "460 Checksum Mismatch"   # tus's own status; werkzeug has no name for 460
+RETRY_SHORTLY = {"Retry-After": "1"}
 
-def error_body(message: str, state: str = "failed", **extra) -> dict:
-    return {"state": state, "message": message, **extra}
+
+def error_body(message: str, **extra) -> dict:
+    return {"state": FAILED, "message": message, **extra}
+
+
+def _always(headers: dict[str, str]) -> Callable[[SkyrelayError], dict[str, str]]:
+    return lambda error: dict(headers)
+
+
+@dataclass(frozen=True)
+class Translation:
+    """How errors of `kind` are answered over HTTP."""
+    kind: type[SkyrelayError]
+    status: int | str                  # a string carries its own reason phrase
+    headers: Callable[[SkyrelayError], dict[str, str]] = _always({})
+    message: str | None = None         # said instead of str(error), which is not for clients
+
+
+# First match wins, so the specific errors come before the kinds. Among the kinds, Invalid is
+# last: a domain family derives from Invalid and marks its members NotFound or Conflict too
+# (UnknownTarget is a TargetError and a NotFound), and the narrower kind must decide.
+TRANSLATIONS: tuple[Translation, ...] = (
+    Translation(UploadGone, 410),
+    Translation(UploadBusy, 423, _always(RETRY_SHORTLY)),
+    Translation(ChecksumMismatch, CHECKSUM_MISMATCH),
+    Translation(WholeFileMismatch, CHECKSUM_MISMATCH),
+    # A tus client resumes from the offset the server holds, so the answer says which it is.
+    Translation(OffsetMismatch, 409, lambda error: {"Upload-Offset": str(error.held)}),
+    # The driver's message ("database is locked") names internals; the client only needs
+    # to know it may retry.
+    Translation(DatabaseBusy, 503, _always(RETRY_SHORTLY),
+                message="the database is busy; retry shortly"),
+    Translation(NotFound, 404),
+    Translation(Conflict, 409),
+    Translation(OverLimit, 413),
+    Translation(Busy, 503, _always(RETRY_SHORTLY)),
+    Translation(Invalid, 400),
+)
+
+
+def translation_of(error: SkyrelayError) -> Translation | None:
+    """The first row of `TRANSLATIONS` that `error` is an instance of; None if no row is."""
+    return next((row for row in TRANSLATIONS if isinstance(error, row.kind)), None)
 
 
 class ApiError(Exception):
@@ -38,22 +90,29 @@ def not_found(what: str) -> ApiError:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def api_error(error: ApiError):
-        return jsonify(error_body(error.message, **error.extra)), error.status, error.headers
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(SkyrelayError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        headers = dict(error.get_headers())
-        headers.pop("Content-Type", None)
-        return jsonify(error_body(error.description or error.name)), error.code, headers
 
-    @app.errorhandler(DatabaseBusy)
-    def busy(error: DatabaseBusy):
-        return (jsonify(error_body("the database is busy; retry shortly")), 503,
-                {"Retry-After": "1"})
+def _api_error(error: ApiError):
+    return jsonify(error_body(error.message, **error.extra)), error.status, error.headers
 
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception):
-        log.exception("unexpected error")
-        return jsonify(error_body(f"internal error: {type(error).__name__}")), 500
+
+def _domain_error(error: SkyrelayError):
+    row = translation_of(error)
+    if row is None:                    # a domain error of no kind is a bug, not a refusal
+        return _unexpected(error)
+    return jsonify(error_body(row.message or str(error))), row.status, row.headers(error)
+
+
+def _http_error(error: HTTPException):
+    headers = dict(error.get_headers())
+    headers.pop("Content-Type", None)
+    return jsonify(error_body(error.description or error.name)), error.code, headers
+
+
+def _unexpected(error: Exception):
+    log.exception("unexpected error")
+    return jsonify(error_body(f"internal error: {type(error).__name__}")), 500

@@ -2,7 +2,7 @@
 
 What to answer to an entity depends only on the entity and on a few facts about what the
 archive holds (`Held`). Keeping the decision apart from the I/O that gathers those facts and
-stores the entity lets the rules of PROTOCOL.md be tested with plain values, and lets the
+stores the entity lets the rules of docs/wire.md be tested with plain values, and lets the
 routes re-decide after a store that lost a race against another request.
 """
 

@@ -3,8 +3,8 @@
 werkzeug's form parser reads the whole body before the view sees any of it (small parts in
 memory). `/blobs` wants each part's bytes as they arrive, to hash and store them one part at
 a time, so this reads the body in large blocks and cuts it at the boundaries itself: one
-`bytes.find` per part instead of werkzeug's event decoder, whose per-part work was about half
-of what a `/blobs` request of a thousand 4 KiB files cost.
+`bytes.find` per part instead of werkzeug's event decoder, whose per-part work would
+dominate a `/blobs` request of many small files.
 """
 
 import re

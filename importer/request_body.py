@@ -13,7 +13,8 @@ from flask import request
 from werkzeug.sansio.multipart import (NEED_DATA, Data, Epilogue, Field, File,
                                        MultipartDecoder)
 
-from importer.errors import ApiError, bad_request
+from importer.errors import bad_request
+from model.protocol.errors import OverLimit
 
 CHUNK = 1024 * 1024
 FILE_FIELD = "file"
@@ -21,8 +22,9 @@ FILE_FIELD = "file"
 MAX_MULTIPART_HEADER_BYTES = 64 * 1024
 
 
-def too_large(what: str, setting: str, limit: int) -> ApiError:
-    return ApiError(413, f"{what}: larger than {setting} ({limit} bytes)")
+def too_large(what: str, setting: str, limit: int) -> OverLimit:
+    """Over a limit, like the blob store's TooLarge (413), but naming the setting to change."""
+    return OverLimit(f"{what}: larger than {setting} ({limit} bytes)")
 
 
 def read_json(limit: int) -> Any:

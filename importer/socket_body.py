@@ -1,8 +1,8 @@
 """Large request bodies read straight from the connection, under gunicorn.
 
 Gunicorn hands a body to the application through two BytesIO buffers and their slices:
-four or five copies of every byte, as much CPU as hashing it with SHA-256, on the importer's
-one busy path that moves gigabytes (a tus PATCH). `body_readinto` instead fills the caller's
+several copies of every byte, costing as much CPU as hashing it, on the importer's one busy
+path that moves gigabytes (a tus PATCH). `body_readinto` instead fills the caller's
 buffer from the bytes gunicorn already holds and then from the socket itself, and keeps
 gunicorn's count of the body's unread bytes exact, so keep-alive and pipelined requests go
 on as before.

@@ -19,7 +19,8 @@ from model.export.upload_urls import UploadUrls
 from model.ops.jobs import Jobs
 from model.ops.traces import Traces
 from model.ops.users import Users
-from model.store.blobs import BlobStore, LocalBlobStore
+from model.store.blobs import BlobStore
+from model.store.local_blobs import LocalBlobStore
 from model.store.database import Database
 from model.uploads.resumable import Uploads
 

@@ -1,13 +1,12 @@
 """Garbage collection for processes that parse and build many small JSON objects.
 
 CPython's cycle collector runs after every 700 new container objects, and about every
-hundredth run walks every object alive. A version 2 batch of 500 events parses into some
-10,000 dicts and lists, so every few batches a parse in an importer worker also walked the
-whole heap (SQLAlchemy, Flask, the entity cache): a 400 KiB body took 3 ms to parse, or
-40-50 ms with such a walk inside. Objects made at start-up live as long as the process, so
-they are moved out of the collector's sight once start-up is done. (Collecting less often
-as well saved no more time, and an exporter held 6 MB more uncollected garbage by the end of
-a 100,000-entity sync.)
+hundredth run walks every object alive. A version 2 batch parses into thousands of dicts
+and lists, so every few batches a parse in an importer worker also walked the whole heap
+(SQLAlchemy, Flask, the entity cache), which took many times the parse itself. Objects made
+at start-up live as long as the process, so they are moved out of the collector's sight
+once start-up is done. (Collecting less often as well saved no more time, and left an
+exporter holding more uncollected garbage by the end of a large sync.)
 """
 
 import gc

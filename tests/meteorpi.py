@@ -1,5 +1,5 @@
-"""The request bodies the original MeteorPi exporter sent (a copy of
-shared/fixtures/meteorpi_bodies.json kept in the repository so that a clean clone tests alone)."""
+"""The request bodies the original MeteorPi exporter sent (tests/fixtures/meteorpi_bodies.json,
+kept in the repository so that a clean clone tests alone)."""
 
 import json
 from pathlib import Path

@@ -511,7 +511,7 @@ def run_together(*calls):
 @pytest.fixture
 def second_site(site, database_url):
     """Another process's view of the same storage (as two gunicorn workers have)."""
-    other = open_test_site(database_url, site.archive.blobs.root, migrate=False)
+    other = open_test_site(database_url, site.storage_path, migrate=False)
     yield other
     other.close()
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from model.store.blobs import SMALL_BLOB, LocalBlobStore, TooLarge
+from model.store.blobs import TooLarge
+from model.store.local_blobs import SMALL_BLOB, LocalBlobStore
 
 
 def test_small_and_large_writes_commit_and_discard(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model.store.blobs import LocalBlobStore
+from model.store.local_blobs import LocalBlobStore
 from tests.site_kit import open_test_site
 from skyrelay import __version__
 
@@ -146,7 +146,7 @@ def test_gc_dry_run_reports_and_gc_removes_an_old_orphan_blob(cli):
     store = LocalBlobStore(cli.site_dir / "var" / "blobs")
     with store.write([b"left behind by a crash"]) as pending:
         pending.commit()  # a blob with no row, as a crash before the row insert leaves
-    orphan = store.path_of(pending.info.sha256)
+    orphan = Path(store.folder_and_path(pending.info.sha256)[1])
     half_an_hour_ago = time.time() - 1800
     os.utime(orphan, (half_an_hour_ago, half_an_hour_ago))
 

@@ -1,4 +1,4 @@
-"""The JSON codec follows PROTOCOL.md "Conventions" and "Entities": decoding then encoding
+"""The JSON codec follows docs/wire.md "Conventions" and "Entities": decoding then encoding
 gives the body back (the MeteorPi samples too), IDs and names are normalised, null keys are
 left out. Property tests: encode∘decode is the identity for any valid entity."""
 

@@ -1,5 +1,5 @@
 """Malformed entities are refused with one error type, `EntityError`, whose `field` is the path
-of the offending field and whose message says what is wrong (PROTOCOL.md "Errors")."""
+of the offending field and whose message says what is wrong (docs/wire.md "Errors")."""
 
 import copy
 import math

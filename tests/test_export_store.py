@@ -7,6 +7,7 @@ import sys
 import pytest
 from sqlalchemy import select, update
 
+from exporter.retry import RetryPolicy
 from model.store import schema
 from model.store.database import now_ms
 from model.protocol.entities import canonical_json
@@ -58,10 +59,18 @@ def test_duplicate_and_unknown_targets_are_refused(site):
     assert [t.name for t in targets.list()] == ["b"]
 
 
+def back_off(targets, target, policy, message):
+    """Record a target failure as the sync does: the policy decides, the model records."""
+    failures = target.failures + 1
+    targets.record_failure(target.target_id, failures, message,
+                           policy.target_retry_at(failures, 0.0, now_ms()))
+    return targets.get(target.name)
+
+
 def test_change_clears_backoff_and_auth_block(site):
     targets = Targets(site.database)
     target = add_target(site)
-    target = targets.record_retryable_failure(target, "down", base_s=10, max_s=100)
+    target = back_off(targets, target, RetryPolicy(base_s=10, max_s=100), "down")
     targets.record_auth_failure(target.target_id, "401")
     blocked = targets.get("b")
     assert blocked.auth_failed and blocked.failures == 1 and blocked.next_attempt_ms > 0
@@ -76,7 +85,7 @@ def test_backoff_doubles_up_to_the_maximum(site):
     waits = []
     for _ in range(5):
         start = now_ms()
-        target = targets.record_retryable_failure(target, "down", base_s=10, max_s=60)
+        target = back_off(targets, target, RetryPolicy(base_s=10, max_s=60), "down")
         waits.append(round((target.next_attempt_ms - start) / 1000))
     assert waits == [10, 20, 40, 60, 60]
     assert targets.get("b").failures == 5 and targets.get("b").last_error == "down"

@@ -1,12 +1,23 @@
-"""Every error case of PROTOCOL.md's version 1, over every transport: the status, the one
+"""Every error case of docs/wire.md's version 1, over every transport: the status, the one
 JSON error shape (exactly `state` and `message`), a message naming the field, and nothing
 stored changed."""
 
 import json
 
 import pytest
+from flask import Flask
 
+from importer.errors import register_error_handlers
+from model.export.targets import DuplicateTarget, TargetError, UnknownTarget
+from model.ops.users import NoSuchUser, UserError, UserExists
+from model.protocol.codec import EntityError
+from model.protocol.errors import Busy, Conflict, Invalid, NotFound, OverLimit, SkyrelayError
+from model.store.blobs import TooLarge
+from model.store.database import DatabaseBusy
+from model.uploads.resumable import (ChecksumMismatch, ChunkTooLong, OffsetMismatch, UploadBusy,
+                                     UploadGone, UploadNotFound, WholeFileMismatch)
 from tests.importer_fixtures import SETTINGS, file_json, md5_of, new_id, scene, status_json
+from tests.v2_helpers import importer_client, md5_b64, tus, tus_metadata  # noqa: F401
 
 MAX_BODY = SETTINGS["importer.max_body_bytes"]
 MAX_FILE = SETTINGS["importer.max_file_bytes"]
@@ -224,3 +235,101 @@ def test_other_4xx_use_the_same_shape(http):
     assert_error(http.request("GET", "/no/such/route", user="reader"), 404)
     assert_error(http.request("GET", "/import", user="exporter"), 405)
     assert_error(http.request("GET", f"/api/events/{new_id()}", user="reader"), 404)
+
+
+
+# -- the one table from domain errors to answers (importer.errors.TRANSLATIONS) -------------
+
+RETRY = {"Retry-After": "1"}
+# case → (error raised, status line, headers beyond Content-Type/Length, message)
+DOMAIN_ERRORS = {
+    "invalid": (Invalid("x: wrong"), "400 BAD REQUEST", {}, "x: wrong"),
+    "not found": (NotFound("no such x"), "404 NOT FOUND", {}, "no such x"),
+    "conflict": (Conflict("x is taken"), "409 CONFLICT", {}, "x is taken"),
+    "over limit": (OverLimit("x: too big"), "413 REQUEST ENTITY TOO LARGE", {}, "x: too big"),
+    "busy": (Busy("x is busy"), "503 SERVICE UNAVAILABLE", RETRY, "x is busy"),
+    "database busy": (DatabaseBusy("database is locked"), "503 SERVICE UNAVAILABLE", RETRY,
+                      "the database is busy; retry shortly"),
+    "upload gone": (UploadGone("upload expired"), "410 GONE", {}, "upload expired"),
+    "upload busy": (UploadBusy("upload in use"), "423 LOCKED", RETRY, "upload in use"),
+    "checksum": (ChecksumMismatch("chunk checksum"), "460 Checksum Mismatch", {},
+                 "chunk checksum"),
+    "whole file": (WholeFileMismatch("file md5"), "460 Checksum Mismatch", {}, "file md5"),
+    "offset": (OffsetMismatch(held=7, sent=3), "409 CONFLICT", {"Upload-Offset": "7"},
+               "Upload-Offset 3 is not the upload's offset 7"),
+    # Errors of two kinds answer by the narrower one, never as Invalid.
+    "unknown target": (UnknownTarget("t"), "404 NOT FOUND", {}, str(UnknownTarget("t"))),
+    "duplicate target": (DuplicateTarget("t"), "409 CONFLICT", {}, str(DuplicateTarget("t"))),
+    "target error": (TargetError("url: bad"), "400 BAD REQUEST", {}, "url: bad"),
+    "user exists": (UserExists("user 'a' exists"), "409 CONFLICT", {}, "user 'a' exists"),
+    "no such user": (NoSuchUser("no user 'a'"), "404 NOT FOUND", {}, "no user 'a'"),
+    "user error": (UserError("password: short"), "400 BAD REQUEST", {}, "password: short"),
+    "entity": (EntityError("event.x", "bad"), "400 BAD REQUEST", {}, "event.x: bad"),
+    "upload not found": (UploadNotFound("no upload"), "404 NOT FOUND", {}, "no upload"),
+    "chunk too long": (ChunkTooLong("past length"), "413 REQUEST ENTITY TOO LARGE", {},
+                       "past length"),
+    "too large": (TooLarge(10), "413 REQUEST ENTITY TOO LARGE", {}, str(TooLarge(10))),
+}
+
+
+def _raising_app() -> Flask:
+    """A bare app with the importer's handlers: GET /raise/<case> raises DOMAIN_ERRORS[case]
+    (or, for "kindless", a SkyrelayError of no kind)."""
+    app = Flask("errors-under-test")
+    app.json.sort_keys = False
+    register_error_handlers(app)
+
+    @app.get("/raise/<case>")
+    def raise_case(case):
+        if case == "kindless":
+            raise SkyrelayError("nobody said which kind")
+        raise DOMAIN_ERRORS[case][0]
+
+    return app
+
+
+@pytest.mark.parametrize("case", list(DOMAIN_ERRORS))
+def test_each_domain_error_gets_its_status_headers_and_message(case):
+    _, status, headers, message = DOMAIN_ERRORS[case]
+    reply = _raising_app().test_client().get(f"/raise/{case}")
+    assert reply.status == status
+    assert reply.headers["Content-Type"] == "application/json"
+    assert {k: v for k, v in reply.headers.items()
+            if k not in ("Content-Type", "Content-Length")} == headers
+    assert list(reply.get_json().items()) == [("state", "failed"), ("message", message)]
+
+
+def test_a_domain_error_of_no_kind_is_an_internal_error():
+    reply = _raising_app().test_client().get("/raise/kindless")
+    assert reply.status_code == 500
+    assert reply.get_json() == {"state": "failed", "message": "internal error: SkyrelayError"}
+
+
+def test_tus_error_answers_keep_the_tus_header(importer_client):
+    """The uploads routes answer model errors through the app's one handler; their
+    blueprint still adds Tus-Resumable, and the 460 keeps tus's reason phrase."""
+    data = b"z" * 1000
+    created = importer_client.post("/import/uploads", headers={
+        **tus(), "Upload-Length": str(len(data)),
+        "Upload-Metadata": tus_metadata(new_id(), md5_of(data))})
+    url = created.headers["Location"]
+
+    def patch(offset: int, chunk: bytes, content_type="application/offset+octet-stream",
+              **headers):
+        return importer_client.patch(url, data=chunk, headers={
+            **tus(), "Upload-Offset": str(offset), "Content-Type": content_type, **headers})
+
+    moved = patch(5, data[:10])
+    assert (moved.status_code, moved.headers["Upload-Offset"]) == (409, "0")
+    mismatch = patch(0, data, **{"Upload-Checksum": "md5 " + md5_b64(b"other bytes")})
+    assert mismatch.status == "460 Checksum Mismatch"
+    unknown = importer_client.delete(f"/import/uploads/{new_id()}", headers=tus())
+    assert unknown.status_code == 404
+    invalid = patch(0, data, content_type="text/plain")
+    assert invalid.status_code == 400
+    for reply in (moved, mismatch, unknown, invalid):
+        assert reply.headers["Tus-Resumable"] == "1.0.0"
+        assert reply.headers["Content-Type"] == "application/json"
+    assert invalid.get_json() == {"state": "failed",
+                                  "message": "Content-Type: must be "
+                                             "application/offset+octet-stream, got text/plain"}

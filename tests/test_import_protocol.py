@@ -1,4 +1,4 @@
-"""Version 1 of PROTOCOL.md, row by row: every answer of the answer table and the rules
+"""Version 1 of docs/wire.md, row by row: every answer of the answer table and the rules
 around them, over Flask's test client (SQLite, PostgreSQL) and the served program."""
 
 import logging

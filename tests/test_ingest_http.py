@@ -1,5 +1,5 @@
 """POST /ingest and GET /get_state against a real server: the job moves to done, or to FAILED
-with a readable reason and nothing stored; the trace routes answer in PROTOCOL.md's shapes."""
+with a readable reason and nothing stored; the trace routes answer in docs/wire.md's shapes."""
 
 import time
 

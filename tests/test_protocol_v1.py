@@ -1,4 +1,4 @@
-"""The version 1 exchange as a pure state machine: every answer of PROTOCOL.md's table, the
+"""The version 1 exchange as a pure state machine: every answer of docs/wire.md's table, the
 termination bounds, and garbage answers, with plain dicts."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""The read API of PROTOCOL.md: listings with filters and cursors, one entity by ID, file bytes
+"""The read API of docs/wire.md: listings with filters and cursors, one entity by ID, file bytes
 with ETag and Range; over every transport."""
 
 import pytest

@@ -131,7 +131,7 @@ def test_bad_creation(importer_client, sqlite_site, headers, status, words):
     response = importer_client.post(BASE, headers={**tus(), **headers})
     assert response.status_code == status
     assert words in response.get_json()["message"]
-    assert not list((sqlite_site.archive.blobs.root / "uploads").glob("*.part"))
+    assert not list(sqlite_site.blobs.partials())
 
 
 def test_bad_patches_change_nothing(importer_client):

@@ -22,7 +22,7 @@ from model.store.blobs import TooLarge
 from model.protocol.codec import EntityError, md5_hex, uuid_hex
 from model.archive.staging import StagingBatch
 
-# Files made durable (one syncfs, which costs tens of milliseconds whatever it flushes) and
+# Files made durable (one syncfs, which costs about the same whatever it flushes) and
 # recorded together: in practice once per request, as an exporter bounds its /blobs requests.
 STAGE_EVERY = 2048
 

@@ -1,4 +1,4 @@
-"""`GET {base}/capabilities`: what this importer offers beyond version 1 (PROTOCOL.md,
+"""`GET {base}/capabilities`: what this importer offers beyond version 1 (docs/wire.md,
 "Extension: version 2, batched"). An exporter that gets 404 here speaks version 1.
 
 `importer.max_protocol: 1` turns every version 2 route off (404), so that a site can behave

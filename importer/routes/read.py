@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from werkzeug.wsgi import wrap_file
 
 from importer.auth import require_role
-from importer.errors import bad_request, not_found
+from importer.errors import not_found
 from importer.state import current
 from model.protocol import codec
 from model.archive.catalog import Filters
@@ -54,14 +54,12 @@ def listing(name: str) -> Response:
 
 
 def _param(name: str, read):
-    """A query parameter read by `read(text, name)`; absent or empty means no filter."""
+    """A query parameter read by `read(text, name)`; absent or empty means no filter. `read`
+    raises EntityError for text it cannot read, which is answered 400 (importer.errors)."""
     text = request.args.get(name, "")
     if text == "":
         return None
-    try:
-        return read(text, name)
-    except EntityError as exc:
-        raise bad_request(str(exc)) from None
+    return read(text, name)
 
 
 def _millis(text: str, field: str) -> int:
@@ -102,7 +100,8 @@ def one(kind: str, entity_id: str) -> Response:
 
 
 def _known_id(kind: str, entity_id: str) -> str:
-    """The normalised ID; text that is no ID at all names no entity: 404, like an unknown one."""
+    """The normalised ID; text that is no ID at all names no entity: 404, like an unknown one.
+    (So the EntityError is caught here: by its kind it would be a 400.)"""
     try:
         return codec.uuid_hex(entity_id, f"{kind}_id")
     except EntityError:

@@ -1,19 +1,18 @@
 """`/api/targets`: the export targets of this site over HTTP, for role camera_admin.
 
 The same operations and validation as `skyrelay target …` (both call `model.export.targets`); the
-password can be set but is never returned. This module imports from `model` only: the
-importer and the exporter never import each other.
+password can be set but is never returned; a `TargetError` is answered by its kind (400, 404 for
+an unknown target, 409 for a taken name; `importer.errors`). This module imports from `model`
+only: the importer and the exporter never import each other.
 """
-
-from functools import wraps
 
 from flask import Blueprint, jsonify, request
 
 from importer.auth import require_role
-from importer.errors import ApiError, bad_request
+from importer.errors import bad_request
 from importer.state import current
 from model.export.queue import ExportQueue
-from model.export.targets import DuplicateTarget, TargetError, Targets, UnknownTarget, make_filter
+from model.export.targets import Targets, make_filter
 
 _CREATE_KEYS = {"name", "url", "user", "password", "protocol", "filter", "ca_bundle",
                 "bwlimit"}
@@ -56,34 +55,17 @@ def _filter(body: dict):
                        given.get("after"), given.get("before"))
 
 
-def _translate(error: TargetError) -> ApiError:
-    status = 404 if isinstance(error, UnknownTarget) else \
-        409 if isinstance(error, DuplicateTarget) else 400
-    return ApiError(status, str(error))
-
-
-def _admin(view):
-    """camera_admin only; target errors become the one JSON error shape (400/404/409)."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        try:
-            return view(*args, **kwargs)
-        except TargetError as error:
-            raise _translate(error) from None
-    return require_role("camera_admin")(wrapper)
-
-
 def blueprint() -> Blueprint:
     routes = Blueprint("targets_api", __name__, url_prefix="/api/targets")
 
     @routes.get("")
-    @_admin
+    @require_role("camera_admin")
     def list_targets():
         targets, queue = _stores()
         return jsonify({"targets": [_view(t, queue) for t in targets.list()]})
 
     @routes.post("")
-    @_admin
+    @require_role("camera_admin")
     def add_target():
         body = _body(_CREATE_KEYS)
         targets, queue = _stores()
@@ -95,13 +77,13 @@ def blueprint() -> Blueprint:
         return jsonify(_view(added, queue)), 201
 
     @routes.get("/<name>")
-    @_admin
+    @require_role("camera_admin")
     def show_target(name):
         targets, queue = _stores()
         return jsonify(_view(targets.get(name), queue))
 
     @routes.patch("/<name>")
-    @_admin
+    @require_role("camera_admin")
     def change_target(name):
         body = _body(_CHANGE_KEYS)
         if "enabled" in body and not isinstance(body["enabled"], bool):
@@ -111,7 +93,7 @@ def blueprint() -> Blueprint:
         return jsonify(_view(changed, queue))
 
     @routes.delete("/<name>")
-    @_admin
+    @require_role("camera_admin")
     def remove_target(name):
         targets, _ = _stores()
         targets.remove(name)

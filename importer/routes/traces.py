@@ -5,8 +5,8 @@ from flask import Blueprint, jsonify
 
 from importer import tracing
 from importer.auth import require_role
-from importer.errors import ApiError, bad_request
-from model.protocol.codec import EntityError, uuid_hex
+from importer.errors import ApiError
+from model.protocol.codec import uuid_hex
 from importer.state import current
 from model.ops.traces import Traces
 
@@ -46,10 +46,7 @@ def history(trace_id):
 
 @require_role("user")
 def trace_of_file(file_id):
-    try:
-        file_id = uuid_hex(file_id, "file_id")
-    except EntityError as exc:
-        raise bad_request(str(exc)) from None
+    file_id = uuid_hex(file_id, "file_id")       # an EntityError: 400 (importer.errors)
     trace_id = _traces().trace_of_file(file_id)
     if trace_id is None:
         raise ApiError(404, f"no trace brought file {file_id} to this site")

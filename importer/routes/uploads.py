@@ -2,7 +2,8 @@
 termination, expiration), so that a stock tus client can use it.
 
 Only HTTP lives here: headers in, headers out. What an upload is, where its bytes go and when
-they count is `model.uploads.resumable`.
+they count is `model.uploads.resumable`; the statuses of its errors (410, 423, 460, 409 with
+`Upload-Offset`) are rows of `importer.errors.TRANSLATIONS`.
 """
 
 import base64
@@ -16,19 +17,12 @@ from importer.routes.capabilities import version2_only
 from importer.errors import error_body
 from importer.socket_body import body_readinto
 from importer.state import current
-from model.store.blobs import TooLarge
 from model.protocol.codec import EntityError
-from model.uploads.resumable import (CHECKSUMS, ChecksumMismatch, ChunkTooLong, OffsetMismatch, Upload,
-                           UploadBusy, UploadGone, UploadNotFound, Uploads, WholeFileMismatch)
+from model.uploads.resumable import CHECKSUMS, Upload, Uploads
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,checksum,termination,expiration"
 OFFSET_TYPE = "application/offset+octet-stream"
-
-# Model errors → (status, extra headers). 460 is tus's "Checksum Mismatch".
-_STATUS = {UploadNotFound: 404, UploadGone: 410, OffsetMismatch: 409, UploadBusy: 423,
-           ChunkTooLong: 413, TooLarge: 413, ChecksumMismatch: "460 Checksum Mismatch",
-           WholeFileMismatch: "460 Checksum Mismatch", EntityError: 400}
 
 
 def _uploads() -> Uploads:
@@ -50,25 +44,12 @@ def blueprint(url_path: str) -> Blueprint:
             return response
         return None
 
+    # Error answers too: the app's handlers answer model errors (`importer.errors`), and
+    # a blueprint's after_request runs on their responses as well.
     @bp.after_request
     def tus_headers(response):
         response.headers["Tus-Resumable"] = TUS_VERSION
         return response
-
-    def upload_error(error):
-        status = next(code for kind, code in _STATUS.items() if isinstance(error, kind))
-        response = jsonify(error_body(str(error)))
-        response.status = status if isinstance(status, str) else response.status
-        if isinstance(status, int):
-            response.status_code = status
-        if isinstance(error, OffsetMismatch):
-            response.headers["Upload-Offset"] = str(error.held)
-        if isinstance(error, UploadBusy):
-            response.headers["Retry-After"] = "1"
-        return response
-
-    for kind in _STATUS:
-        bp.register_error_handler(kind, upload_error)
 
     @bp.route("", methods=["OPTIONS"], provide_automatic_options=False)
     @bp.route("/<upload_id>", methods=["OPTIONS"], provide_automatic_options=False)

@@ -1,13 +1,13 @@
 """`/api/users` (role camera_admin): list, add and remove the users of this site, and change
-their roles. Passwords go in only; what comes out is names and roles."""
+their roles. Passwords go in only; what comes out is names and roles. A `UserError` is answered
+by its kind (400, 404 for an unknown user, 409 for a taken name; `importer.errors`)."""
 
 from flask import Blueprint, jsonify
 
 from importer.auth import require_role
-from importer.errors import ApiError, bad_request
+from importer.errors import bad_request
 from importer.request_body import read_json
 from importer.state import current
-from model.ops.users import NoSuchUser, UserError, UserExists
 
 
 def blueprint() -> Blueprint:
@@ -57,30 +57,16 @@ def list_users():
 def add_user():
     body = _body()
     name, password, roles = _text(body, "name"), _text(body, "password"), _roles(body)
-    try:
-        created = _users().add(name, password, roles)
-    except UserExists as exc:
-        raise ApiError(409, str(exc)) from None
-    except UserError as exc:
-        raise bad_request(str(exc)) from None
-    return jsonify(_as_json(created)), 201
+    return jsonify(_as_json(_users().add(name, password, roles))), 201
 
 
 @require_role("camera_admin")
 def set_roles(name: str):
     roles = _roles(_body())
-    try:
-        return jsonify(_as_json(_users().set_roles(name, roles)))
-    except NoSuchUser as exc:
-        raise ApiError(404, str(exc)) from None
-    except UserError as exc:
-        raise bad_request(str(exc)) from None
+    return jsonify(_as_json(_users().set_roles(name, roles)))
 
 
 @require_role("camera_admin")
 def remove_user(name: str):
-    try:
-        _users().remove(name)
-    except NoSuchUser as exc:
-        raise ApiError(404, str(exc)) from None
+    _users().remove(name)
     return jsonify({"state": "removed", "name": name})

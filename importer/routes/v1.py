@@ -1,7 +1,8 @@
 """Version 1 of the import protocol: `POST {base}` (the handshake) and
 `POST {base}/data/<file_id>/<md5>` (file bytes).
 
-The routes only parse, gather facts and store; what to answer is `handshake.decide`.
+The routes only parse, gather facts and store; what to answer is `handshake.decide`. A request
+that breaks a rule is refused with an `EntityError` (400, `importer.errors`).
 """
 
 import logging
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from importer import handshake, tracing
 from importer.auth import require_role
-from importer.errors import ApiError, bad_request
+from importer.errors import ApiError
 from importer.handshake import STORE, Answer, Held
 from importer.request_body import file_source, read_json, too_large
 from importer.state import current
@@ -44,8 +45,8 @@ def handshake_route():
     body = read_json(importer.settings["importer.max_body_bytes"])
     try:
         entity, cached = _entity_of(body, importer.cache, g.user.name)
-    except ApiError as refused:
-        tracing.record_refusal(importer.site.traces, body, refused.message, started)
+    except EntityError as refused:     # not translated here: recorded, then answered 400
+        tracing.record_refusal(importer.site.traces, body, str(refused), started)
         raise
     if entity is None:
         return jsonify(handshake.NOCACHE.to_json())
@@ -59,31 +60,25 @@ def _entity_of(body, cache, user: str):
     """(entity, cached?) for one of the four request forms; (None, True) on a cache miss.
     A full entity is validated, then cached (replacing any earlier one under its ID)."""
     if not isinstance(body, dict):
-        raise bad_request("body: expected a JSON object with a 'type'")
+        raise EntityError("body", "expected a JSON object with a 'type'")
     kind = body.get("type")
     if kind == CACHED_ENTITY:
         entity_id = _id(body.get("cached_entity_id"), "cached_entity_id")
         return cache.get(user, entity_id), True
     if kind not in FORMS:
-        raise bad_request(f"type: expected one of status, file, event, cached_entity, "
-                          f"got {kind!r}")
+        raise EntityError("type", f"expected one of status, file, event, cached_entity, "
+                                  f"got {kind!r}")
     if body.get(kind) is None:
-        raise bad_request(f"{kind}: is required for type {kind!r}")
-    try:
-        entity = FORMS[kind].from_json(body[kind], kind)
-    except EntityError as exc:
-        raise bad_request(str(exc)) from None
+        raise EntityError(kind, f"is required for type {kind!r}")
+    entity = FORMS[kind].from_json(body[kind], kind)
     cache.put(user, entity.id, entity)
     return entity, False
 
 
 def _id(value, field: str) -> str:
     if value is None:
-        raise bad_request(f"{field}: is required")
-    try:
-        return codec.uuid_hex(value, field)
-    except EntityError as exc:
-        raise bad_request(str(exc)) from None
+        raise EntityError(field, "is required")
+    return codec.uuid_hex(value, field)
 
 
 def settle(importer, entity, cached: bool) -> Answer:
@@ -154,15 +149,13 @@ def _log_conflict(entity, held: Held) -> None:
 @require_role("import")
 def data_route(file_id: str, md5: str):
     """Stage the bytes under (file_id, md5) if their MD5 matches; `continue` either way."""
-    file_id = _id(file_id, "file_id")
-    try:
-        md5 = codec.md5_hex(md5, "md5")
-    except EntityError as exc:
-        raise bad_request(str(exc)) from None
+    file_id, md5 = _id(file_id, "file_id"), codec.md5_hex(md5, "md5")
     importer = current()
     limit, archive = importer.settings["importer.max_file_bytes"], importer.site.archive
     try:
         result = archive.stage_bytes(file_id, md5, file_source(limit), limit)
     except TooLarge:
+        # Kept: the blob store knows only its limit in bytes; the client needs the setting
+        # to name, in the same words as a raw body refused before any byte was read.
         raise too_large("file", "importer.max_file_bytes", limit) from None
     return jsonify(answer(CONTINUE, received=result.received, message=result.message))

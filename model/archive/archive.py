@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from model.store import schema
-from model.store.blobs import BlobInfo, BlobStore
+from model.store.blobs import BlobInfo, BlobStore, Md5Mismatch, PendingBlob
 from model.archive.cleanup import ArchiveCleanup
 from model.store.database import Database, now_ms
 from model.protocol.entities import Event, FileRecord, Status
@@ -64,6 +64,11 @@ class StageResult:
     md5: str
     size: int
     message: str | None = None
+    wrong_md5: bool = False         # not received because the bytes are not the expected ones
+
+    @classmethod
+    def refused(cls, mismatch: Md5Mismatch) -> "StageResult":
+        return cls(False, mismatch.actual, mismatch.size, str(mismatch), wrong_md5=True)
 
 
 def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
@@ -127,16 +132,21 @@ class Archive(ArchiveCleanup):
                     limit: int | None = None) -> StageResult:
         """Keep bytes for (file_id, md5) until a record claims them, if their MD5 matches.
 
-        Raises `blobstore.TooLarge` past `limit`; nothing is kept then. The file is put in
-        place before its rows are written: a failure in between leaves an unreferenced file
-        for `gc`, never a row without its bytes.
+        Raises `TooLarge` past `limit`; nothing is kept then.
         """
-        with self.blobs.write(source, limit) as pending:
-            info = pending.info
-            if info.md5 != md5:
-                return StageResult(False, info.md5, info.size,
-                                   f"MD5 of the received bytes is {info.md5}, expected {md5}")
+        try:
+            pending = self.blobs.write(source, md5=md5, limit=limit)
+        except Md5Mismatch as mismatch:
+            return StageResult.refused(mismatch)
+        return self.stage_pending(file_id, md5, pending)
+
+    def stage_pending(self, file_id: str, md5: str, pending: PendingBlob) -> StageResult:
+        """Commit bytes written (and checked against `md5`) by the blob store, then record
+        them. The blob is in place before its rows are written: a failure in between leaves
+        an unreferenced blob for `gc`, never a row without its bytes."""
+        with pending:
             pending.commit()
+        info = pending.info
         if not self.stage_received([(file_id, md5, info)])[0]:
             return StageResult(False, info.md5, info.size, REMOVED_WHILE_STORED)
         return StageResult(True, info.md5, info.size)

@@ -1,7 +1,7 @@
 """Storing the ready entities of a version 2 batch together.
 
-`Archive.import_event` spends about nine statements and a commit on one event; a batch of
-500 events that are all ready (status held, bytes staged) would spend 4,500. Here the same
+`Archive.import_event` spends several statements and a commit on one event, and a batch
+multiplies that by its size. Here the same
 checks are made for all of them at once, inside one transaction, and the entities that pass
 every check are inserted with one statement per table. An entity is still all or nothing
 (its rows are in the same transaction), and an entity that is not ready is simply left out:

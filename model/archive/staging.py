@@ -1,4 +1,4 @@
-"""Staging many files at once, and staging a file that is already on disk.
+"""Staging many files at once.
 
 `Archive.stage_bytes` makes each file durable (fsync) and records it in its own transaction:
 right for one upload, slow for a thousand 4 KiB files in one `/blobs` request (the fsyncs
@@ -10,7 +10,7 @@ order of the storage rules is kept: bytes durable, then renamed into place, then
 from typing import BinaryIO, Iterable
 
 from model.archive.archive import REMOVED_WHILE_STORED, Archive, StageResult
-from model.store.blobs import BlobInfo
+from model.store.blobs import Md5Mismatch
 
 
 class StagingBatch:
@@ -24,15 +24,13 @@ class StagingBatch:
     def add(self, file_id: str, md5: str, source: BinaryIO | Iterable[bytes],
             limit: int | None = None) -> StageResult:
         """Write the bytes (not yet durable) and check their MD5; they count once `flush`
-        has recorded them. Raises `blobstore.TooLarge` past `limit`, keeping nothing."""
-        pending = self.archive.blobs.write(source, limit, durable=False)
-        info = pending.info
-        if info.md5 != md5:
-            pending.discard()
-            return StageResult(False, info.md5, info.size,
-                               f"MD5 of the received bytes is {info.md5}, expected {md5}")
+        has recorded them. Raises `TooLarge` past `limit`, keeping nothing."""
+        try:
+            pending = self.archive.blobs.write(source, md5=md5, limit=limit, durable=False)
+        except Md5Mismatch as mismatch:
+            return StageResult.refused(mismatch)
         self._pending.append((file_id, md5, pending))
-        return StageResult(True, info.md5, info.size)
+        return StageResult(True, pending.info.md5, pending.info.size)
 
     def flush(self) -> dict[str, str]:
         """Make the added files durable, put them in place and record them. Returns the
@@ -53,14 +51,3 @@ class StagingBatch:
         for _, _, blob in pending:
             blob.discard()
 
-
-def stage_file(archive: Archive, file_id: str, md5: str, path, info: BlobInfo) -> StageResult:
-    """Stage a file already written and hashed by the caller (a finished resumable upload):
-    it is moved into the blob store, not copied. The caller vouches for `info` (it hashed the
-    bytes as they arrived); the MD5 must still be the one expected."""
-    if info.md5 != md5:
-        raise ValueError(f"MD5 {info.md5} is not the expected {md5}")
-    archive.blobs.adopt(path, info).commit()
-    if not archive.stage_received([(file_id, md5, info)])[0]:
-        return StageResult(False, info.md5, info.size, REMOVED_WHILE_STORED)
-    return StageResult(True, info.md5, info.size)

@@ -12,7 +12,6 @@ Three steps, each a task of the job:
 Whatever happens, the bytes this bundle staged and no record claimed are removed at the end.
 """
 
-import hashlib
 import logging
 import os
 import tarfile
@@ -24,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from model.ops import jobs as job_tasks
 from model.archive.archive import Archive, BundleResult, MissingData, MissingStatus, Outcome
-from model.store.blobs import CHUNK, TooLarge
+from model.store.blobs import Md5Mismatch, TooLarge, check_stream
 from model.bundles.format import METADATA, BundleMetadata, BundleRefused, classify, parse_metadata
 from model.store.database import DatabaseBusy, now_ms
 from model.ops.traces import FAILED, OK, TraceEvent, Traces
@@ -192,23 +191,22 @@ def _stage_files(archive: Archive, path: str, size: int, metadata: BundleMetadat
             raise BundleRefused(f"data/{kind.file_id} is not named by any file record")
         stream = tar.extractfile(member)
         if archive.has_data(record.file_id, record.md5):
-            actual = _md5_of(stream)   # held already: check the bundle's copy, keep nothing
-        else:
-            result = archive.stage_bytes(record.file_id, record.md5, stream,
-                                         limit=limits.max_file_bytes)
-            actual = result.md5
-            if result.received:
-                staged.append((record.file_id, record.md5))
-        if actual != record.md5:
-            raise BundleRefused(f"data/{record.file_id} is corrupt: its MD5 is {actual}, "
-                                f"its record in {METADATA} says {record.md5}")
+            try:                 # held already: check the bundle's copy, keep nothing
+                check_stream(stream, record.md5)
+            except Md5Mismatch as mismatch:
+                raise _corrupt(record, mismatch.actual) from None
+            continue
+        result = archive.stage_bytes(record.file_id, record.md5, stream,
+                                     limit=limits.max_file_bytes)
+        if result.wrong_md5:
+            raise _corrupt(record, result.md5)
+        if result.received:
+            staged.append((record.file_id, record.md5))
 
 
-def _md5_of(stream: BinaryIO) -> str:
-    digest = hashlib.md5()
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
+def _corrupt(record, actual_md5: str) -> BundleRefused:
+    return BundleRefused(f"data/{record.file_id} is corrupt: its MD5 is {actual_md5}, its "
+                         f"record in {METADATA} says {record.md5}")
 
 
 def _store(archive: Archive, traces: Traces, metadata: BundleMetadata, origin: Origin,

@@ -50,8 +50,8 @@ def _insert(connection: Connection, columns: list[str], query):
 
 
 def _count(rows) -> int:
-    """How many rows a result has, read one at a time: a list of the IDs of 100,000 newly
-    queued entities was the largest thing an exporter held (10 MB)."""
+    """How many rows a result has, read one at a time: a list of the IDs of every newly
+    queued entity would be the largest thing an exporter holds, and grow with the backlog."""
     return sum(1 for _ in rows)
 
 

@@ -10,7 +10,7 @@ never show it by accident.
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -310,16 +310,12 @@ class Targets:
     def record_success(self, target_id: int) -> None:
         self._update_id(target_id, {"failures": 0, "next_attempt_ms": 0, "last_error": None})
 
-    def record_retryable_failure(self, target: Target, message: str, base_s: float,
-                                 max_s: float, at_least_s: float = 0) -> Target:
-        """Exponential backoff: base, 2×base, 4×base … up to max (or what the remote asked)."""
-        failures = target.failures + 1
-        delay = max(min(base_s * 2 ** (failures - 1), max_s), at_least_s)
-        values = {"failures": failures, "last_error": message,
-                  "next_attempt_ms": now_ms() + int(delay * 1000)}
-        self._update_id(target.target_id, values)
-        return replace(target, failures=failures, last_error=message,
-                       next_attempt_ms=values["next_attempt_ms"])
+    def record_failure(self, target_id: int, failures: int, message: str,
+                       next_attempt_ms: int) -> None:
+        """The target failed and waits until `next_attempt_ms`; the wait is decided by the
+        exporter's retry policy (`exporter.retry`), not here."""
+        self._update_id(target_id, {"failures": failures, "last_error": message,
+                                    "next_attempt_ms": next_attempt_ms})
 
     def record_auth_failure(self, target_id: int, message: str) -> None:
         """401/403: retrying cannot help, so the target waits until an admin changes it."""

@@ -102,7 +102,7 @@ class Job:
         return self.state == FAILED or self.task == DONE
 
     def to_json(self) -> dict:
-        """The job shape of PROTOCOL.md (times in UTC, percent as a string like "12.5")."""
+        """The job shape of docs/wire.md (times in UTC, percent as a string like "12.5")."""
         return {"job_id": self.job_id, "state": self.state, "task": self.task,
                 "task_percent": f"{self.task_percent:.1f}", "created": _clock(self.created),
                 "updated": _clock(self.updated), "exception": self.exception,

@@ -27,7 +27,7 @@ from model.protocol.vocabulary import EVENT, FILE, STATUS
 OK, FAILED = "OK", "FAILED"
 CONTINUE, FINISHED = "CONTINUE", "FINISHED"
 BUNDLE = "bundle"                                 # a bundle ingest or a sync run
-DOMAINS = (EVENT, FILE, STATUS, BUNDLE)           # PROTOCOL.md "Traces"
+DOMAINS = (EVENT, FILE, STATUS, BUNDLE)           # docs/wire.md "Traces"
 # Operations that put an entity into the archive; `trace_of_file` looks for these.
 STORING_OPERATIONS = ("store",)
 _TRACE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -83,7 +83,7 @@ class TraceEvent:
         return self.end_time - self.start_time
 
     def to_json(self) -> dict:
-        """The wire form of PROTOCOL.md "Traces" (every key present, none null)."""
+        """The wire form of docs/wire.md "Traces" (every key present, none null)."""
         return {
             "trace_event_id": self.trace_event_id, "trace_id": self.trace_id,
             "domain": self.domain, "domain_id": self.domain_id,

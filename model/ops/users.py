@@ -16,8 +16,8 @@ from model.store.database import Database, now_ms
 
 ROLES = ("user", "import", "camera_admin")
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
-# scrypt cost: ~20 ms per check on this class of machine; verified passwords are cached
-# briefly by the importer so that a sync does not pay it on every request.
+# scrypt cost: slow on purpose (every guess costs an attacker as much); verified passwords
+# are cached briefly by the importer so that a sync does not pay it on every request.
 _N, _R, _P = 2 ** 14, 8, 1
 
 

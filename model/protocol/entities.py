@@ -1,4 +1,4 @@
-"""The archive's value objects and their JSON form, exactly as PROTOCOL.md "Entities" has it.
+"""The archive's value objects and their JSON form, exactly as docs/wire.md "Entities" has it.
 
 `X.from_json(data)` validates and normalises (IDs to 32 lowercase hex, names into a
 namespace, integral floats in times to ints) and raises `EntityError` naming the field.

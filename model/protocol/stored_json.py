@@ -1,8 +1,8 @@
 """JSON objects read from the database that keep the text they were read from.
 
 An exporter reads each entity's stored JSON, decides what to do from the parsed object, and
-sends the entity on. Encoding 500 parsed events again took 10 ms, once to size a batch and
-once per request (twice per page); the stored text is already the entity's JSON, so it is
+sends the entity on. Encoding the parsed objects again, once to size a batch and once per
+request, would be work for nothing: the stored text is already the entity's JSON, so it is
 sent as it is.
 """
 

@@ -16,7 +16,7 @@ STATUS, FILE, EVENT = "status", "file", "event"
 KINDS = (STATUS, FILE, EVENT)
 CACHED_ENTITY = "cached_entity"       # the request form that names an entity sent before
 
-# The answer states (PROTOCOL.md, "The answer table").
+# The answer states (docs/wire.md, "The answer table").
 COMPLETE = "complete"
 NEED_STATUS = "need_status"
 NEED_FILE_DATA = "need_file_data"

@@ -1,116 +1,38 @@
-"""Content-addressed blob storage: bytes are named by their SHA-256, so identical bytes are
-stored once.
+"""What a blob store is, whatever keeps the bytes: the interface every caller uses, and the
+one write path's rule that received bytes count only when their MD5 is the expected one.
 
-A write streams into a temporary file while MD5 and SHA-256 are computed in the same pass;
-the caller looks at the digests and either commits (flush, fsync, rename into place) or
-discards. A crash therefore never leaves a half-written blob under its final name.
+Blobs are named by their SHA-256, so identical bytes are stored once. Every way in hashes
+the bytes as they pass (MD5 and SHA-256 in the same pass) and hands back a `PendingBlob`:
+nothing is a blob until the caller commits it, and `Digests.checked` is the only place that
+compares a received MD5 with the expected one, so a blob with the wrong bytes cannot be
+committed by any path. A store keeps two kinds of bytes in the making:
+- a stream written in one go (`write`): a version 1 upload, a part of `/blobs`, a bundle's
+  data member;
+- a `Partial`, bytes that arrive in chunks over many requests (a resumable upload), named by
+  the caller and kept until it is sealed into a pending blob or removed.
 
-A small blob (up to SMALL_BLOB bytes) is hashed in memory first and its temporary file made
-in its own final folder (`ab/cd/.incoming-…`): creating files in the one shared `tmp/` folder,
-whose directory grows with every file in flight, cost several times more per file than
-creating them in the small two-level folders, and that was most of receiving 4 KiB files.
-Temporary names start with a dot; `list` never shows them.
+`model.store.local_blobs.LocalBlobStore` keeps them in a folder; a store on an object store
+implements the same interface.
 """
 
-import itertools
-import secrets
-
-import ctypes
-import ctypes.util
 import hashlib
-import os
-import tempfile
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Protocol
+from typing import BinaryIO, Callable, Iterable, Iterator
 
-from model.protocol.errors import OverLimit
+from model.protocol.errors import Invalid, OverLimit
 
 CHUNK = 1024 * 1024
-SMALL_BLOB = 1024 * 1024
-TEMP_PREFIX = ".incoming-"
-_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
-
-def _find_syncfs():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_SYNCFS = _find_syncfs()
-
-# Received bytes are not read again soon, and holding them in the page cache makes every
-# large transfer allocate fresh memory (on a VM each fresh page is a fault to the host: it
-# made writing a 1 GiB upload 3 to 4 times slower). Every DROP_EVERY bytes the file is
-# synced and its pages released, so the next writes reuse them. The sync runs on a helper
-# thread: waiting for the disk in the writing thread stalled the whole transfer (a fifth
-# of a 1 GiB upload's time).
-DROP_EVERY = 64 * 1024 * 1024
-_DROP_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="skyrelay-pages")
-
-
-def _sync_and_drop(fd: int, start: int, length: int) -> None:
-    os.fdatasync(fd)
-    _drop(fd, start, length)
-
-
-def _drop(fd: int, start: int, length: int) -> None:
-    if hasattr(os, "posix_fadvise") and length > 0:
-        os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
-
-
-class PageDropper:
-    """`with PageDropper(handle) as pages:` around the writes to an open file, `wrote(n)`
-    after each; `finish()` after the last write (and its fsync) releases the rest.
-
-    At most one sync is in flight: the next one waits for it, which bounds the written but
-    not yet synced bytes to 2 × DROP_EVERY. Leaving the block waits for it too, so no sync
-    outlives the file's descriptor."""
-
-    def __init__(self, handle, start: int = 0):
-        self._handle, self._synced, self._written = handle, start, start
-        self._in_flight: Future | None = None
-
-    def __enter__(self) -> "PageDropper":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._wait()
-
-    def wrote(self, nbytes: int) -> None:
-        self._written += nbytes
-        if self._written - self._synced >= DROP_EVERY:
-            self._handle.flush()
-            self._wait()
-            self._in_flight = _DROP_THREADS.submit(
-                _sync_and_drop, self._handle.fileno(), self._synced,
-                self._written - self._synced)
-            self._synced = self._written
-
-    def finish(self) -> None:
-        self._wait()
-        _drop(self._handle.fileno(), self._synced, self._written - self._synced)
-        self._synced = self._written
-
-    def _wait(self) -> None:
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            in_flight.result()
-
-
-def _make_folder(folder: str) -> None:
-    """`ab/cd` below the root, creating `ab` if needed (the least system calls: most folders
-    are new leaves of existing parents)."""
-    try:
-        os.mkdir(folder)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
+# MD5 is the slowest step of receiving a large file (slower than SHA-256 with CPU support,
+# and than writing to the page cache). hashlib lets go of the GIL while it hashes, so inside
+# `Digests.md5_behind` the MD5 runs on a thread of its own, up to MD5_LAG blocks behind the
+# thread that receives and writes (with one block of slack, one thread idles whenever the
+# other loses its core).
+MD5_LAG = 4
 
 
 class TooLarge(OverLimit):
@@ -121,6 +43,14 @@ class TooLarge(OverLimit):
         self.limit = limit
 
 
+class Md5Mismatch(Invalid):
+    """The bytes' MD5 is not the one expected: some byte is wrong; nothing was kept."""
+
+    def __init__(self, actual: str, expected: str, size: int):
+        super().__init__(f"MD5 of the received bytes is {actual}, expected {expected}")
+        self.actual, self.expected, self.size = actual, expected, size
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     sha256: str
@@ -128,33 +58,85 @@ class BlobInfo:
     size: int
 
 
-class PendingBlob(Protocol):
-    info: BlobInfo
+class _Md5Behind:
+    """Updates `md5` with the blocks put, in order, on a helper thread; `put` waits while
+    `lag` blocks are not hashed yet, so a caller may reuse a block's memory `lag` puts later."""
 
-    def commit(self) -> None: ...
-    def discard(self) -> None: ...
+    def __init__(self, md5, lag: int):
+        self._md5, self._blocks, self._room = md5, queue.SimpleQueue(), threading.Semaphore(lag)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="skyrelay-md5", daemon=True)
+        self._thread.start()
+
+    def put(self, block) -> None:
+        self._room.acquire()
+        self._blocks.put(block)
+
+    def close(self) -> None:
+        """Wait until every block put is hashed."""
+        self._blocks.put(None)
+        self._thread.join()
+        if self._failed is not None:
+            raise self._failed
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            try:
+                if self._failed is None:
+                    self._md5.update(block)
+            except BaseException as exc:          # reported by close(), in the caller
+                self._failed = exc
+            finally:
+                self._room.release()
 
 
-class BlobStore(Protocol):
-    def write(self, source: BinaryIO | Iterable[bytes], limit: int | None = None,
-              durable: bool = True) -> PendingBlob:
-        """Stream `source` to a temporary place while hashing; raise TooLarge past `limit`.
-        With `durable=False` the bytes are durable only after `sync()`."""
+class Digests:
+    """The running MD5 and SHA-256 of the first `offset` bytes of a blob in the making."""
 
-    def sync(self) -> None: ...
+    def __init__(self, offset: int = 0, md5=None, sha256=None):
+        self.offset = offset
+        self._md5 = md5 or hashlib.md5()
+        self.sha256 = sha256 or hashlib.sha256()
+        self._behind: _Md5Behind | None = None
 
-    def adopt(self, path: str | os.PathLike, info: BlobInfo) -> PendingBlob:
-        """Take over a file already written and hashed (a finished resumable upload), so
-        that its bytes are not copied a second time."""
+    def update(self, block) -> None:
+        """Hash `block`; inside `md5_behind()` its MD5 may still be pending on return."""
+        if self._behind is not None:
+            self._behind.put(block)
+        else:
+            self._md5.update(block)
+        self.sha256.update(block)
+        self.offset += len(block)
 
-    def open(self, sha256: str) -> BinaryIO: ...
-    def exists(self, sha256: str) -> bool: ...
-    def delete(self, sha256: str) -> None: ...
-    def list(self) -> Iterator[tuple[str, float]]:
-        """(sha256, modification time) of every committed blob."""
+    @contextmanager
+    def md5_behind(self):
+        """Within the block, MD5 runs on a helper thread up to MD5_LAG blocks behind (a block
+        given to `update` must stay unchanged for MD5_LAG more updates); on leaving, it has
+        caught up."""
+        self._behind = _Md5Behind(self._md5, MD5_LAG)
+        try:
+            yield self
+        finally:
+            behind, self._behind = self._behind, None
+            behind.close()
+
+    def md5_hex(self) -> str:
+        return self._md5.hexdigest()
+
+    def copy(self) -> "Digests":
+        return Digests(self.offset, self._md5.copy(), self.sha256.copy())
+
+    def checked(self, expected_md5: str | None) -> BlobInfo:
+        """What was hashed, if its MD5 is `expected_md5` (None: whatever it is); else
+        Md5Mismatch. The one comparison of received with expected MD5."""
+        info = BlobInfo(self.sha256.hexdigest(), self.md5_hex(), self.offset)
+        if expected_md5 is not None and info.md5 != expected_md5:
+            raise Md5Mismatch(info.md5, expected_md5, info.size)
+        return info
 
 
-def _chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+def chunks_of(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+    """A file-like source read in CHUNKs, or an iterable of byte strings as it is."""
     if hasattr(source, "read"):
         while chunk := source.read(CHUNK):
             yield chunk
@@ -162,168 +144,111 @@ def _chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
         yield from source
 
 
-class _LocalPending:
-    def __init__(self, store: "LocalBlobStore", temp_path: str | Path, info: BlobInfo):
-        self._store = store
-        self._temp_path = temp_path
-        self.info = info
+def check_stream(source: BinaryIO | Iterable[bytes], expected_md5: str) -> BlobInfo:
+    """Hash a stream that is not to be kept (bytes already held): Md5Mismatch if it is not
+    what it should be."""
+    digests = Digests()
+    for chunk in chunks_of(source):
+        digests.update(chunk)
+    return digests.checked(expected_md5)
 
+
+class PendingBlob(ABC):
+    """Bytes written and hashed, not yet a blob. Use as a context manager: leaving it
+    discards whatever was not committed."""
+
+    info: BlobInfo
+
+    @abstractmethod
     def commit(self) -> None:
-        """Rename into place. Identical bytes already there are replaced by the same bytes:
-        one copy either way, with a fresh mtime that keeps gc's grace period for the new
-        reference, and no lookup first (it was a tenth of receiving a small file)."""
-        folder, final = self._store.folder_and_path(self.info.sha256)
-        try:
-            os.replace(self._temp_path, final)
-        except FileNotFoundError:   # the blob's folder does not exist yet
-            if not os.path.exists(self._temp_path):
-                raise
-            _make_folder(folder)
-            os.replace(self._temp_path, final)
+        """Make it the blob `info.sha256` (the same bytes already there stay one copy)."""
 
+    @abstractmethod
     def discard(self) -> None:
-        try:
-            os.unlink(self._temp_path)
-        except FileNotFoundError:
-            pass
+        """Forget the bytes; a no-op after commit."""
 
-    def __enter__(self):
+    def __enter__(self) -> "PendingBlob":
         return self
 
-    def __exit__(self, *exc_info):
-        self.discard()  # no-op after commit: the temporary name is gone
+    def __exit__(self, *exc_info) -> None:
+        self.discard()
 
 
-class LocalBlobStore:
-    """Blobs in a folder: `ab/cd/abcd…` by SHA-256, temporary files in `tmp/`."""
+# `readinto(view)` fills the memoryview from a request body and returns the count, fewer only
+# at the end of the body (or when the client went away).
+ReadInto = Callable[[memoryview], int]
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self._root_text = str(self.root)
-        self.temp_dir = self.root / "tmp"
-        self.temp_dir.mkdir(parents=True, exist_ok=True)
-        # Unique temporary names without tempfile's random tries: process, store, counter.
-        self._temp_tag = f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-"
-        self._temp_count = itertools.count()
 
-    def path_of(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+class Partial(ABC):
+    """The bytes of one resumable upload so far. The caller holds the upload's lock and
+    knows its offset; bytes past the offset are leftovers of a chunk that was dropped."""
 
-    def folder_and_path(self, sha256: str) -> tuple[str, str]:
-        """Both as strings, not `path_of`'s Path: the blob paths of small files are made
-        thousands of times a second, and pathlib's joins were a tenth of the work."""
-        folder = f"{self._root_text}/{sha256[:2]}/{sha256[2:4]}"
-        return folder, f"{folder}/{sha256}"
+    @abstractmethod
+    def create(self) -> None:
+        """Start (or start again) with no bytes."""
 
-    def write(self, source, limit: int | None = None, durable: bool = True) -> _LocalPending:
-        """`durable=False` skips the fsync: the caller writes many blobs and then makes them
-        all durable with one `sync()` before it commits any (one flush instead of one per
-        file, which is what made many small files slow)."""
-        chunks, head, size = _chunks(source), [], 0
-        for chunk in chunks:
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise TooLarge(limit)
-            head.append(chunk)
-            if size > SMALL_BLOB:
-                return self._write_streamed(itertools.chain(head, chunks), limit, durable)
-        return self._write_small(b"".join(head), durable)
+    @abstractmethod
+    def exists(self) -> bool: ...
 
-    def _write_small(self, data: bytes, durable: bool) -> _LocalPending:
-        info = BlobInfo(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(),
-                        len(data))
-        folder, _ = self.folder_and_path(info.sha256)
-        name = f"{folder}/{self._temp_tag}{next(self._temp_count)}"
-        try:
-            handle = os.open(name, _OPEN_NEW, 0o600)
-        except FileNotFoundError:
-            _make_folder(folder)
-            handle = os.open(name, _OPEN_NEW, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(handle, view):]
-            if durable:
-                os.fsync(handle)
-        except BaseException:
-            os.close(handle)
-            os.unlink(name)
-            raise
-        os.close(handle)
-        return _LocalPending(self, name, info)
+    @abstractmethod
+    def write_at(self, offset: int, readinto: ReadInto, want: int, digests: Digests,
+                 chunk_hash=None) -> int:
+        """Write up to `want` bytes from `readinto` at `offset` (cutting off what lay beyond),
+        each block hashed into `digests` (and `chunk_hash`), durable on return; returns the
+        count written."""
 
-    def _write_streamed(self, chunks: Iterator[bytes], limit: int | None,
-                        durable: bool) -> _LocalPending:
-        md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
-        handle, name = tempfile.mkstemp(dir=self.temp_dir, prefix="incoming-")
-        try:
-            with os.fdopen(handle, "wb") as out, PageDropper(out) as pages:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        raise TooLarge(limit)
-                    md5.update(chunk)
-                    sha256.update(chunk)
-                    out.write(chunk)
-                    pages.wrote(len(chunk))
-                out.flush()
-                if durable:
-                    os.fsync(out.fileno())
-                if size >= DROP_EVERY:
-                    pages.finish()
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return _LocalPending(self, Path(name),
-                             BlobInfo(sha256.hexdigest(), md5.hexdigest(), size))
+    @abstractmethod
+    def truncate(self, size: int) -> None: ...
 
-    def adopt(self, path: str | os.PathLike, info: BlobInfo) -> _LocalPending:
-        """`path` must be on the store's file system (the uploads folder is under `root`):
-        commit is then a rename, discard removes the file."""
-        with open(path, "rb+") as handle:
-            os.fsync(handle.fileno())
-        return _LocalPending(self, Path(path), info)
+    @abstractmethod
+    def blocks(self, size: int) -> Iterator[bytes]:
+        """The first `size` bytes (fewer if the partial lost some), in blocks."""
 
+    @abstractmethod
+    def seal(self, digests: Digests, expected_md5: str) -> PendingBlob:
+        """The complete bytes as a pending blob, if `digests` (of all of them) has the
+        expected MD5 (else Md5Mismatch, and the partial is left as it is)."""
+
+    @abstractmethod
+    def remove(self) -> None: ...
+
+
+class BlobStore(ABC):
+    """Everything callers do with blobs; nothing reaches past it to where bytes live."""
+
+    @abstractmethod
+    def write(self, source: BinaryIO | Iterable[bytes], md5: str | None = None,
+              limit: int | None = None, durable: bool = True) -> PendingBlob:
+        """Stream `source` to a temporary place while hashing it. Raises TooLarge past
+        `limit` and Md5Mismatch when `md5` is given and is not the bytes' MD5 (nothing is
+        kept either way). With `durable=False` the bytes are durable only after `sync()`."""
+
+    @abstractmethod
     def sync(self) -> None:
-        """Make every write so far durable: one syncfs(2) of the store's file system (os.sync
-        where syncfs is not available)."""
-        handle = os.open(self.root, os.O_RDONLY)
-        try:
-            if _SYNCFS is None or _SYNCFS(handle) != 0:
-                os.sync()
-        finally:
-            os.close(handle)
+        """Make every write so far durable."""
 
-    def open(self, sha256: str) -> BinaryIO:
-        return open(self.folder_and_path(sha256)[1], "rb")
+    @abstractmethod
+    def partial(self, name: str) -> Partial:
+        """The resumable bytes called `name` (whether or not they exist yet)."""
 
-    def exists(self, sha256: str) -> bool:
-        return os.path.exists(self.folder_and_path(sha256)[1])
+    @abstractmethod
+    def partials(self) -> Iterator[tuple[str, float]]:
+        """(name, modification time) of every partial."""
 
-    def delete(self, sha256: str) -> None:
-        try:
-            os.unlink(self.folder_and_path(sha256)[1])
-        except FileNotFoundError:
-            pass
+    @abstractmethod
+    def open(self, sha256: str) -> BinaryIO: ...
 
+    @abstractmethod
+    def exists(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, sha256: str) -> None: ...
+
+    @abstractmethod
     def list(self) -> Iterator[tuple[str, float]]:
-        for path in self.root.glob("??/??/*"):
-            if path.name.startswith("."):          # a small blob's temporary file
-                continue
-            try:
-                yield path.name, path.stat().st_mtime
-            except FileNotFoundError:  # removed since the folder was read
-                continue
+        """(sha256, modification time) of every committed blob."""
 
+    @abstractmethod
     def remove_stale_temporaries(self, older_than_s: float) -> int:
-        """Temporary files left by a crash mid-write (in `tmp/`, or beside the blobs)."""
-        cutoff, removed = time.time() - older_than_s, 0
-        for path in itertools.chain(self.temp_dir.iterdir(),
-                                    self.root.glob(f"??/??/{TEMP_PREFIX}*")):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-            except FileNotFoundError:   # committed or discarded since the folder was read
-                continue
-        return removed
+        """Remove what writes that never ended (a crash) left, older than `older_than_s`;
+        returns how many."""

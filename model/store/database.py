@@ -69,7 +69,7 @@ class Database:
             yield connection
 
     def _alembic_config(self, connection: Connection):
-        # Imported here: alembic is a tenth of a second of every command's start, and only
+        # Imported here: alembic is a large part of every command's start, and only
         # migrating needs it.
         from alembic.config import Config as AlembicConfig
         config = AlembicConfig()

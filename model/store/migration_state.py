@@ -1,6 +1,6 @@
 """Is the database already at every migration head? Answered without alembic.
 
-Importing alembic is about a tenth of a second, paid by every command that opens a site
+Importing alembic is a noticeable part of starting, paid by every command that opens a site
 (`skyrelay sync` from cron, every few minutes) although the database is nearly always up to
 date. The version files declare `revision`, `down_revision` and `depends_on` as plain
 literals; from them and the `alembic_version` rows this decides "nothing to apply". Any

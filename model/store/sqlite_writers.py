@@ -1,9 +1,9 @@
 """One SQLite writer at a time, handed over as soon as the previous one commits.
 
 SQLite lets one connection write at a time. A connection that finds the write lock taken
-waits in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and checks
-again: two importer processes storing batches side by side waited 20-80 ms a time for locks
-released long before, a sixth of a sync's time. Writers therefore queue here first: behind
+waits in SQLite's busy handler, which sleeps in growing steps and checks again: two
+importer processes storing batches side by side would wait for locks released long before.
+Writers therefore queue here first: behind
 a lock among the threads of a process (woken at once on release) and behind an flock on a
 file beside the database among processes (tried again every millisecond or two). By the
 time a writer says BEGIN IMMEDIATE the write lock is free; the busy timeout stays as a

@@ -1,17 +1,17 @@
 """Resumable uploads: the state behind the importer's tus endpoint, without any HTTP.
 
 An upload is a row (who created it, for which file ID and MD5, how long, how many bytes count
-so far) and a partial file in the uploads folder beside the blob store. The row's offset is
-the truth: bytes past it in the partial file are leftovers of a chunk that was dropped, and
-are cut off before the next write. So an upload survives a restart of the server.
+so far) and the blob store's partial bytes of that name. The row's offset is the truth: bytes
+past it in the partial are leftovers of a chunk that was dropped, and are cut off before the
+next write. So an upload survives a restart of the server.
 
 The whole-file MD5 (and the SHA-256 the blob store names blobs by) is computed as the bytes
 arrive. hashlib states cannot be saved, so they are kept in memory per process, keyed by
-(upload, offset); after a restart, or when a chunk lands on another process, the partial file
-is hashed once up to the offset and the digests go on from there.
+(upload, offset); after a restart, or when a chunk lands on another process, the partial is
+hashed once up to the offset and the digests go on from there.
 
-When the last byte arrives the MD5 is compared with the one announced at creation; only if
-they match does the file move (a rename, not a copy) into the blob store and get staged under
+When the last byte arrives the partial is sealed with the MD5 announced at creation; only if
+it matches do the bytes become a blob (in a local store a rename, not a copy) staged under
 (file ID, MD5), exactly as a version 1 upload would be. A mismatch resets the upload to
 offset 0: some byte is wrong and nobody can tell which.
 """
@@ -35,13 +35,10 @@ from model.protocol.errors import Busy, Conflict, NotFound, OverLimit, SkyrelayE
 from model.protocol import codec
 from model.store import schema
 from model.archive.archive import Archive
-from model.store.blobs import BlobInfo, TooLarge
+from model.store.blobs import Digests, Md5Mismatch, Partial, TooLarge
 from model.store.database import Database, now_ms
-from model.archive.staging import stage_file
-from model.uploads.chunks import BLOCK, BodyTooLong, Digests, truncate, write_chunk
 
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1}  # tus requires sha1; we add md5
-EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 
 class UploadError(SkyrelayError):
@@ -97,11 +94,13 @@ def _row_to_upload(row) -> Upload:
 
 
 class Uploads:
-    def __init__(self, database: Database, archive: Archive, folder: str | os.PathLike,
+    def __init__(self, database: Database, archive: Archive, lock_folder: str | os.PathLike,
                  ttl_s: float, max_bytes: int, busy_wait_s: float = 10.0):
+        """The bytes go to the archive's blob store; `lock_folder` holds the lock files that
+        let one request at a time write to an upload."""
         self.db = database
         self.archive = archive
-        self.folder = Path(folder)
+        self.folder = Path(lock_folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ttl_ms = int(ttl_s * 1000)
         self.max_bytes = max_bytes
@@ -111,15 +110,18 @@ class Uploads:
 
     # -- paths and locks --------------------------------------------------------------------
 
-    def partial_path(self, upload_id: str) -> Path:
-        return self.folder / f"{upload_id}.part"
+    def partial(self, upload_id: str) -> Partial:
+        return self.archive.blobs.partial(upload_id)
+
+    def _lock_path(self, upload_id: str) -> Path:
+        return self.folder / f"{upload_id}.lock"
 
     @contextmanager
     def _locked(self, upload_id: str, wait_s: float | None = None) -> Iterator[None]:
         """One writer per upload, across threads and processes (flock on a lock file). A
         request still reading a dead connection lets go as soon as it sees the end, so a
         short wait covers the usual retry; past it the caller gets UploadBusy."""
-        with open(self.folder / f"{upload_id}.lock", "a+b") as handle:
+        with open(self._lock_path(upload_id), "a+b") as handle:
             deadline = time.monotonic() + (self.busy_wait_s if wait_s is None else wait_s)
             while True:
                 try:
@@ -147,10 +149,14 @@ class Uploads:
         length = codec.integer(length, "Upload-Length", minimum=0)
         if length > self.max_bytes:
             raise TooLarge(self.max_bytes)
-        if length == 0 and md5 != EMPTY_MD5:
-            raise WholeFileMismatch(f"an empty file has the MD5 {EMPTY_MD5}, not {md5}")
+        if length == 0:
+            try:                            # complete at once: the MD5 can be checked now
+                Digests().checked(md5)
+            except Md5Mismatch as exc:
+                raise WholeFileMismatch(f"an empty file has the MD5 {exc.actual}, not {md5}") \
+                    from None
         upload_id = uuid.uuid4().hex
-        self.partial_path(upload_id).touch()  # file first, then the row that names it
+        self.partial(upload_id).create()  # bytes first, then the row that names them
         created = now_ms()
         with self.db.transaction() as tx:
             tx.execute(insert(schema.uploads).values(
@@ -193,8 +199,9 @@ class Uploads:
             self._remove(upload_id)
 
     def expire(self, grace_s: float = 3600) -> int:
-        """Remove expired uploads, and partial files no row names (a crash between the
-        file and the row) once older than `grace_s`. Returns the number of uploads removed."""
+        """Remove expired uploads, and partial bytes and lock files no row names (a crash
+        between the bytes and the row) once older than `grace_s`. Returns the number of
+        uploads removed."""
         with self.db.reading() as conn:
             expired = list(conn.scalars(select(schema.uploads.c.upload_id)
                                         .where(schema.uploads.c.expires_ms < now_ms())))
@@ -202,7 +209,10 @@ class Uploads:
         for upload_id in expired:
             self._remove(upload_id)
         cutoff = time.time() - grace_s
-        for path in self.folder.iterdir():
+        for name, mtime in self.archive.blobs.partials():
+            if name not in known and mtime < cutoff:
+                self.partial(name).remove()
+        for path in self.folder.glob("*.lock"):
             if path.stem not in known and path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
         return len(expired)
@@ -240,19 +250,22 @@ class Uploads:
         before = self._take_digests(upload)
         after = before.copy()
         chunk_hash = CHECKSUMS[checksum[0]]() if checksum else None
-        path = self.partial_path(upload.upload_id)
+        partial = self.partial(upload.upload_id)
+        room = upload.length - upload.offset
         try:
-            received = write_chunk(path, upload, readinto, declared, after, chunk_hash)
-        except BaseException as exc:
-            truncate(path, upload.offset)
+            received = partial.write_at(upload.offset, readinto,
+                                        room if declared is None else declared, after,
+                                        chunk_hash)
+            if declared is None and received == room and room and readinto(bytearray(1)):
+                raise ChunkTooLong(f"the body goes past the upload's length {upload.length}")
+        except BaseException:
+            partial.truncate(upload.offset)
             self._keep_digests(upload.upload_id, before)
-            if isinstance(exc, BodyTooLong):
-                raise ChunkTooLong(str(exc)) from None
             raise
         if checksum is not None and (
                 (declared is not None and received < declared)
                 or chunk_hash.digest() != checksum[1]):
-            truncate(path, upload.offset)
+            partial.truncate(upload.offset)
             self._keep_digests(upload.upload_id, before)
             if declared is not None and received < declared:
                 return upload  # cut short: the client is gone, and the chunk cannot be checked
@@ -269,10 +282,7 @@ class Uploads:
 
     def _advance(self, upload: Upload, offset: int) -> Upload:
         expires = now_ms() + self.ttl_ms
-        with self.db.transaction() as tx:
-            tx.execute(update(schema.uploads)
-                       .where(schema.uploads.c.upload_id == upload.upload_id)
-                       .values(received_bytes=offset, expires_ms=expires))
+        self._set(upload.upload_id, received_bytes=offset, expires_ms=expires)
         return replace(upload, offset=offset, expires_ms=expires)
 
     # -- digests ----------------------------------------------------------------------------
@@ -288,17 +298,18 @@ class Uploads:
         with self._digests_lock:
             self._digests[upload_id] = digests
 
+    def _forget_digests(self, upload_id: str) -> None:
+        with self._digests_lock:
+            self._digests.pop(upload_id, None)
+
     def _rehash(self, upload: Upload) -> Digests:
-        """Digests of the partial file's first `offset` bytes (after a restart, or when the
+        """Digests of the partial's first `offset` bytes (after a restart, or when the
         previous chunk went to another process)."""
         digests = Digests()
-        with open(self.partial_path(upload.upload_id), "rb") as partial, digests.md5_behind():
-            while digests.offset < upload.offset:
-                block = partial.read(min(BLOCK, upload.offset - digests.offset))
-                if not block:
-                    break
+        with digests.md5_behind():
+            for block in self.partial(upload.upload_id).blocks(upload.offset):
                 digests.update(block)
-        if digests.offset != upload.offset:  # the partial file lost bytes: start over
+        if digests.offset != upload.offset:  # the partial lost bytes: start over
             self._reset(upload)
             raise OffsetMismatch(0, upload.offset)
         return digests
@@ -306,56 +317,47 @@ class Uploads:
     # -- the last byte ----------------------------------------------------------------------
 
     def _finish(self, upload: Upload, digests: Digests) -> Upload:
-        md5 = digests.md5_hex()
-        if md5 != upload.md5:
+        try:
+            pending = self.partial(upload.upload_id).seal(digests, upload.md5)
+        except Md5Mismatch as exc:
             self._reset(upload)
             raise WholeFileMismatch(
-                f"the whole file's MD5 is {md5}, expected {upload.md5}: nothing was received "
-                "and the upload starts again at offset 0")
-        info = BlobInfo(digests.sha256.hexdigest(), md5, upload.length)
-        staged = stage_file(self.archive, upload.file_id, upload.md5,
-                            self.partial_path(upload.upload_id), info)
+                f"the whole file's MD5 is {exc.actual}, expected {upload.md5}: nothing was "
+                "received and the upload starts again at offset 0") from None
+        staged = self.archive.stage_pending(upload.file_id, upload.md5, pending)
         if not staged.received:   # the same bytes were deleted meanwhile: send them again
             self._reset(upload)
             raise WholeFileMismatch(staged.message)
-        with self.db.transaction() as tx:
-            tx.execute(update(schema.uploads)
-                       .where(schema.uploads.c.upload_id == upload.upload_id)
-                       .values(complete=1))
-        with self._digests_lock:
-            self._digests.pop(upload.upload_id, None)
+        self._set(upload.upload_id, complete=1)
+        self._forget_digests(upload.upload_id)
         return replace(upload, complete=True)
 
     def _recover_finished(self, upload: Upload) -> Upload:
         """The last byte was counted but the process died before the bytes were staged."""
         if upload.complete:
             return upload
-        if self.partial_path(upload.upload_id).exists():
+        if self.partial(upload.upload_id).exists():
             try:
                 return self._finish(upload, self._rehash(upload))
             except (WholeFileMismatch, OffsetMismatch):
                 return self._load(upload.upload_id)
         if self.archive.has_data(upload.file_id, upload.md5):
-            with self.db.transaction() as tx:
-                tx.execute(update(schema.uploads)
-                           .where(schema.uploads.c.upload_id == upload.upload_id)
-                           .values(complete=1))
+            self._set(upload.upload_id, complete=1)
             return replace(upload, complete=True)
         self._reset(upload)
         return replace(upload, offset=0)
 
     def _reset(self, upload: Upload) -> None:
-        path = self.partial_path(upload.upload_id)
-        path.touch()
-        truncate(path, 0)
-        with self.db.transaction() as tx:
-            tx.execute(update(schema.uploads)
-                       .where(schema.uploads.c.upload_id == upload.upload_id)
-                       .values(received_bytes=0))
-        with self._digests_lock:
-            self._digests.pop(upload.upload_id, None)
+        self.partial(upload.upload_id).create()
+        self._set(upload.upload_id, received_bytes=0)
+        self._forget_digests(upload.upload_id)
 
     # -- rows -------------------------------------------------------------------------------
+
+    def _set(self, upload_id: str, **values) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(update(schema.uploads).where(schema.uploads.c.upload_id == upload_id)
+                       .values(**values))
 
     def _load(self, upload_id: str) -> Upload | None:
         with self.db.reading() as conn:
@@ -364,10 +366,9 @@ class Uploads:
         return None if row is None else _row_to_upload(row)
 
     def _remove(self, upload_id: str) -> None:
-        """Row first, then the files (a row never names a missing partial file)."""
+        """Row first, then the bytes (a row never names missing partial bytes)."""
         with self.db.transaction() as tx:
             tx.execute(delete(schema.uploads).where(schema.uploads.c.upload_id == upload_id))
-        with self._digests_lock:
-            self._digests.pop(upload_id, None)
-        self.partial_path(upload_id).unlink(missing_ok=True)
-        (self.folder / f"{upload_id}.lock").unlink(missing_ok=True)
+        self._forget_digests(upload_id)
+        self.partial(upload_id).remove()
+        self._lock_path(upload_id).unlink(missing_ok=True)

@@ -1,1 +1,1 @@
-"""Command groups of `skyrelay`; each module has `register(cli)`."""
+"""Command groups of `skyrelay`, one module each; `skyrelay.cli` adds them to the root group."""

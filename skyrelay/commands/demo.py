@@ -6,16 +6,15 @@ from pathlib import Path
 import click
 
 
-def register(cli: click.Group) -> None:
-    @cli.command()
-    @click.option("--dir", "folder", default="var/demo", show_default=True, metavar="PATH",
-                  help="Where the two demo sites live (emptied first).")
-    @click.option("--progress/--no-progress", default=None,
-                  help="Progress bar (default: when standard error is a terminal).")
-    def demo(folder, progress):
-        """Start two sites, replicate generated data from one to the other, verify every
-        byte by MD5, stop both."""
-        from skyrelay.demo import run_demo
-        progress = sys.stderr.isatty() if progress is None else progress
-        if not run_demo(Path(folder).resolve(), click.echo, progress):
-            sys.exit(1)
+@click.command()
+@click.option("--dir", "folder", default="var/demo", show_default=True, metavar="PATH",
+              help="Where the two demo sites live (emptied first).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when standard error is a terminal).")
+def demo(folder, progress):
+    """Start two sites, replicate generated data from one to the other, verify every
+    byte by MD5, stop both."""
+    from skyrelay.demo import run_demo
+    progress = sys.stderr.isatty() if progress is None else progress
+    if not run_demo(Path(folder).resolve(), click.echo, progress):
+        sys.exit(1)

@@ -16,6 +16,7 @@ import click
 from gunicorn.app.base import BaseApplication
 
 from skyrelay import heap
+from skyrelay.commands.context import pass_context
 
 # How long a stopping worker may finish its requests, in seconds.
 GRACEFUL_TIMEOUT_S = 10
@@ -74,24 +75,21 @@ def _announce(arbiter) -> None:
         print(f"listening on http://{shown}:{port}", flush=True)
 
 
-def register(cli: click.Group) -> None:
-    from skyrelay.cli import pass_context
-
-    @cli.command()
-    @click.option("--host", default=None, metavar="HOST",
-                  help="Address to bind (default: importer.host, 127.0.0.1).")
-    @click.option("--port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
-                  help="Port to listen on; 0 picks a free one (default: importer.port).")
-    @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-                  help="Worker processes (default: importer.workers).")
-    @pass_context
-    def serve(ctx, host, port, workers):
-        """Run the importer: the import handshake, uploads and the read API."""
-        config = ctx.config
-        # Opening the site applies pending migrations: once, here, before the fork. Its
-        # engine is closed so that no connection is inherited by the workers.
-        ctx.site.close()
-        ImporterServer(config,
-                       host or config["importer.host"],
-                       config["importer.port"] if port is None else port,
-                       workers or config["importer.workers"]).run()
+@click.command()
+@click.option("--host", default=None, metavar="HOST",
+              help="Address to bind (default: importer.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Port to listen on; 0 picks a free one (default: importer.port).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Worker processes (default: importer.workers).")
+@pass_context
+def serve(ctx, host, port, workers):
+    """Run the importer: the import handshake, uploads and the read API."""
+    config = ctx.config
+    # Opening the site applies pending migrations: once, here, before the fork. Its
+    # engine is closed so that no connection is inherited by the workers.
+    ctx.site.close()
+    ImporterServer(config,
+                   host or config["importer.host"],
+                   config["importer.port"] if port is None else port,
+                   workers or config["importer.workers"]).run()

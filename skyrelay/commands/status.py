@@ -6,6 +6,8 @@ import time
 
 import click
 
+from skyrelay.commands.context import pass_context
+
 
 SUMMARY_COLUMNS = (("Done", "done"), ("Trace ID", "trace_id"), ("Trace status", "trace_status"),
                    ("Trace event status", "trace_event_status"))
@@ -48,45 +50,42 @@ def _with_history(summary: dict, history: list[dict] | None) -> dict:
     return dict(summary, history=history) if history is not None else dict(summary)
 
 
-def register(cli: click.Group) -> None:
-    from skyrelay.cli import pass_context
-
-    @cli.command()
-    @click.argument("trace_id")
-    @click.option("--history", is_flag=True, help="List every event of the trace, oldest first.")
-    @click.option("--format", "output", type=click.Choice(("table", "json")), default="table",
-                  show_default=True, help="Output format.")
-    @click.option("--target", "target_name", metavar="NAME",
-                  help="Also ask this export target's site (its user needs the role 'user').")
-    @pass_context
-    def status(ctx, trace_id, history, output, target_name):
-        """What happened under TRACE_ID (a sync run or a bundle ingest) on this site and,
-        with --target, on that target's site. Exit status 1 if either could not say."""
-        traces = ctx.site.traces
-        local = traces.summary(trace_id)
-        local_history = ([e.to_json() for e in traces.history(trace_id)]
-                         if history and local else None)
-        problems = [] if local else [f"no trace {trace_id} on this site"]
-        if target_name is None:
-            if local is None:
-                raise click.ClickException(problems[0])
-            click.echo(render(local, local_history, output))
-            return
-        remote, remote_history = _ask_target(ctx, target_name, trace_id, history, problems)
-        if output == "json":
-            click.echo(json.dumps({
-                "local": local and _with_history(local, local_history),
-                "target": remote and dict(_with_history(remote, remote_history),
-                                          name=target_name)}, indent=2))
-        else:
-            for title, found, events in (("this site", local, local_history),
-                                         (f"target {target_name}", remote, remote_history)):
-                if found is not None:
-                    click.echo(f"{title}:\n{render(found, events, output)}\n")
-        for problem in problems:
-            click.echo(f"Error: {problem}", err=True)
-        if problems:
-            sys.exit(1)
+@click.command()
+@click.argument("trace_id")
+@click.option("--history", is_flag=True, help="List every event of the trace, oldest first.")
+@click.option("--format", "output", type=click.Choice(("table", "json")), default="table",
+              show_default=True, help="Output format.")
+@click.option("--target", "target_name", metavar="NAME",
+              help="Also ask this export target's site (its user needs the role 'user').")
+@pass_context
+def status(ctx, trace_id, history, output, target_name):
+    """What happened under TRACE_ID (a sync run or a bundle ingest) on this site and,
+    with --target, on that target's site. Exit status 1 if either could not say."""
+    traces = ctx.site.traces
+    local = traces.summary(trace_id)
+    local_history = ([e.to_json() for e in traces.history(trace_id)]
+                     if history and local else None)
+    problems = [] if local else [f"no trace {trace_id} on this site"]
+    if target_name is None:
+        if local is None:
+            raise click.ClickException(problems[0])
+        click.echo(render(local, local_history, output))
+        return
+    remote, remote_history = _ask_target(ctx, target_name, trace_id, history, problems)
+    if output == "json":
+        click.echo(json.dumps({
+            "local": local and _with_history(local, local_history),
+            "target": remote and dict(_with_history(remote, remote_history),
+                                      name=target_name)}, indent=2))
+    else:
+        for title, found, events in (("this site", local, local_history),
+                                     (f"target {target_name}", remote, remote_history)):
+            if found is not None:
+                click.echo(f"{title}:\n{render(found, events, output)}\n")
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 def _ask_target(ctx, name: str, trace_id: str, history: bool, problems: list):

@@ -1,4 +1,4 @@
-"""Black-box helpers: build entities as PROTOCOL.md describes them and talk to a real
+"""Black-box helpers: build entities as docs/wire.md describes them and talk to a real
 `skyrelay serve` over HTTP with `requests`. Nothing here knows the server's code."""
 
 import hashlib
@@ -104,7 +104,7 @@ def assert_error(response: requests.Response, code: int) -> dict:
 
 
 def assert_400(response: requests.Response) -> dict:
-    """PROTOCOL.md: 400 with {"state": "failed", "message": "<what is wrong, which field>"}."""
+    """docs/wire.md: 400 with {"state": "failed", "message": "<what is wrong, which field>"}."""
     body = assert_error(response, 400)
     assert body["state"] == "failed", body
     return body

@@ -1,4 +1,4 @@
-"""PROTOCOL.md "Roles": `/api/targets`, `/api/users` need `camera_admin`; passwords (and
+"""docs/wire.md "Roles": `/api/targets`, `/api/users` need `camera_admin`; passwords (and
 export target passwords) are never returned by any API or listing."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Extensions (PROTOCOL.md "Extension: version 2, batched" and "Extension: bundles and jobs").
+"""Extensions (docs/wire.md "Extension: version 2, batched" and "Extension: bundles and jobs").
 
 "A 404 there means version 1 only": when GET {base}/capabilities is 404 the version 2 tests
 are skipped with the reason "server does not advertise version 2"; when POST /ingest is 404

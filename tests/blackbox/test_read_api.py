@@ -1,4 +1,4 @@
-"""Read API (PROTOCOL.md "Read API"; ordering, bounds and cursor details from
+"""Read API (docs/wire.md "Read API"; ordering, bounds and cursor details from
 docs/protocol.md where the page is silent)."""
 
 import pytest

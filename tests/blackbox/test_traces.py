@@ -1,4 +1,4 @@
-"""Traces (PROTOCOL.md "Traces" — not marked as an extension, so part of the contract) and the
+"""Traces (docs/wire.md "Traces" — not marked as an extension, so part of the contract) and the
 conflict trace event of "Entities" ("if the content differs it records the conflict as a trace
 event with trace_event_status FAILED and operation conflict")."""
 

@@ -1,4 +1,4 @@
-"""Version 1 errors, authentication and roles (PROTOCOL.md "Errors", "Roles"): every bad
+"""Version 1 errors, authentication and roles (docs/wire.md "Errors", "Roles"): every bad
 request gets its code with a JSON body holding `state` and `message`, and changes nothing
 that is stored (checked through the read API)."""
 

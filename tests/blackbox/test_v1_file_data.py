@@ -1,4 +1,4 @@
-"""Version 1 file data: POST {base}/data/<file_id>/<md5> (PROTOCOL.md "File data")."""
+"""Version 1 file data: POST {base}/data/<file_id>/<md5> (docs/wire.md "File data")."""
 
 import time
 

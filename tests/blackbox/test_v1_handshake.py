@@ -1,4 +1,4 @@
-"""Version 1 handshake (PROTOCOL.md "Version 1: the handshake", "Entity cache",
+"""Version 1 handshake (docs/wire.md "Version 1: the handshake", "Entity cache",
 "Conventions", "Entities"), over HTTP against a real `skyrelay serve`."""
 
 import concurrent.futures

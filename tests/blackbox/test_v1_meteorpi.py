@@ -1,5 +1,5 @@
 """The MeteorPi replication flow with the original client's request bodies exactly as given
-(shared/fixtures/meteorpi_bodies.json, as copied into tests/fixtures): version 1 is wire-compatible with the MeteorPi
+(tests/fixtures/meteorpi_bodies.json): version 1 is wire-compatible with the MeteorPi
 import API, "an exporter written for that API must be able to replicate into a skyrelay
 importer unchanged"."""
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from model.uploads.chunks import MD5_LAG, Digests
+from model.store.blobs import MD5_LAG, Digests
 
 
 class SlowMd5:
