@@ -150,7 +150,7 @@ def test_a_sibling_has_the_same_credentials_ca_and_limit_and_its_own_session(tmp
 
 
 def test_no_silent_verify_false_anywhere():
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     sources = [p for folder in ("exporter", "skyrelay", "model", "importer")
                for p in (root / folder).rglob("*.py")]
     offenders = [str(p) for p in sources

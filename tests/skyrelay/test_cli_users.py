@@ -13,7 +13,7 @@ from model.store.local_blobs import LocalBlobStore
 from tests.site_kit import open_test_site
 from skyrelay import __version__
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 
 

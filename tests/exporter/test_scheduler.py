@@ -10,7 +10,7 @@ import pytest
 
 from exporter import scheduler
 from tests.misbehaving import Server, json_answer, slow
-from tests.test_sync_faults import REPO, skyrelay  # noqa: F401  (shared subprocess helper)
+from tests.exporter.test_sync_faults import REPO, skyrelay  # noqa: F401  (shared subprocess helper)
 from model.archive.sample import SampleWriter
 from tests.site_kit import open_test_site
 

@@ -23,7 +23,7 @@ from model.export.targets import Targets
 from tests.misbehaving import (Answer, Server, always, always_need_file_data, json_answer,
                                slow)
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 PASSWORD = "Tr0ub4dor-never-printed"
 FAST = sync_settings(timeout_s=2, max_steps=50, backoff_base_s=30, backoff_max_s=300)
 

@@ -10,7 +10,7 @@ from skyrelay import config
 from skyrelay.config import ConfigError
 from skyrelay.settings import BY_KEY, SETTINGS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, text: str) -> Path:

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from tests.importer_fixtures import password_of
-from tests.test_import_errors import assert_error
+from tests.importer.test_import_errors import assert_error
 
 
 def new_name() -> str:

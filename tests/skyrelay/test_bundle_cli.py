@@ -11,7 +11,7 @@ import pytest
 from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(cwd, *args, ok=True, input_text=None):
