@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from exporter import errors
 from exporter.transport import Transport
 from model.export.targets import Target
+from model.ops.traces import new_trace_id
+from model.protocol.vocabulary import CACHED_ENTITY, state_of
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def _advice(exc: errors.ExportError, target: Target) -> str:
 
 
 def check_target(target: Target, timeout_s: float) -> CheckResult:
-    trace_id = uuid.uuid4().hex
+    trace_id = new_trace_id()
     with Transport(target.url, target.user, target.password.reveal(), timeout_s, trace_id,
                    target.ca_bundle) as transport:
         try:
@@ -54,11 +56,11 @@ def check_target(target: Target, timeout_s: float) -> CheckResult:
                 versions = ", ".join(str(v) for v in capabilities.get("protocol", []))
                 return CheckResult(True, f"ok: {target.url} speaks protocol versions "
                                    f"{versions}", capabilities)
-            answer = transport.post_json({"type": "cached_entity",
+            answer = transport.post_json({"type": CACHED_ENTITY,
                                           "cached_entity_id": uuid.uuid4().hex})
         except errors.ExportError as exc:
             return CheckResult(False, _advice(exc, target))
-    if not isinstance(answer, dict) or not isinstance(answer.get("state"), str):
+    if state_of(answer) is None:
         return CheckResult(False, _advice(errors.ProtocolError(
             f"answer {str(answer)[:80]!r} is not the import protocol"), target))
     return CheckResult(True, f"ok: {target.url} accepts user {target.user!r}; version 1 only "

@@ -15,9 +15,11 @@ the sync's own thread.
 
 import queue
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Callable
 
+from exporter import errors
 from exporter.sync_v2 import BatchDriver, PageOutcome
 from exporter.transport import Transport
 from model.export.queue import QueueItem
@@ -67,3 +69,27 @@ class BatchLanes:
         self._pool.shutdown(wait=True)
         for sibling in self.transports[1:]:
             sibling.close()
+
+
+@contextmanager
+def logged_in(siblings: list[Transport]):
+    """While the body runs (the first lane asks for capabilities), each other lane opens its
+    connection with a request of its own. An importer worker checks a password (scrypt, slow
+    on purpose) on its first request: side by side on the workers, not one after the
+    other on the sync's critical path. A failure here only means the lane connects later."""
+    with ThreadPoolExecutor(max(1, len(siblings)), thread_name_prefix="sync-login") as pool:
+        for sibling in siblings:
+            pool.submit(_quietly, sibling.capabilities)
+        yield
+
+
+def _quietly(call) -> None:
+    with suppress(errors.ExportError):
+        call()
+
+
+def close_unused(siblings: list[Transport], counted: Transport) -> None:
+    """Close lanes that will not be used; their requests still count in the report."""
+    for sibling in siblings:
+        counted.requests += sibling.requests
+        sibling.close()

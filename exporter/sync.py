@@ -16,28 +16,27 @@ for a later run.
 """
 
 import logging
-import sys
-import threading
-import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, fields
 from typing import NoReturn
 
 from exporter import errors
 from exporter.retry import Fault, RetryPolicy, fault_of, means_version_1
-from exporter.lanes import LANES, BatchLanes, SentPage
+from exporter.heartbeat import LockHeartbeat
+from exporter.lanes import LANES, BatchLanes, SentPage, close_unused, logged_in
+from exporter.progress import NoProgress, advance, progress_bar
 from exporter.protocol_v1 import PostEntity, SendStatus, UploadFile, V1Exchange
-from exporter.report import SyncReport, TargetReport, human_bytes
+from exporter.report import SyncReport, TargetReport
 from exporter.sync_traces import SyncTracer
 from exporter.sync_v2 import BatchDriver, PageOutcome, speaks_version_2
 from exporter.transport import Transport
 from model.store.database import now_ms
 from model.export.queue import QueueItem
 from model.site import Site
-from model.export.locks import LockHeld, LockLost, SyncLocks
+from model.export.locks import LockHeld, LockLost
 from model.export.targets import Target
+from model.ops.traces import new_trace_id
 from model.protocol.vocabulary import STATUS, Complete, Failed
 
 log = logging.getLogger("skyrelay.exporter")
@@ -71,42 +70,8 @@ class SyncSettings:
         return cls(**{**read, **overrides})
 
 
-class _Heartbeat(threading.Thread):
-    """Renews the target's lock every third of its lifetime, also while one long upload is
-    in flight, so that a slow link never lets the lock expire under a live sync."""
-
-    def __init__(self, locks: SyncLocks, lock, interval_s: float):
-        super().__init__(daemon=True, name="sync-lock-heartbeat")
-        self.locks, self.lock, self.interval_s = locks, lock, interval_s
-        self.lost: LockLost | None = None
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
-            try:
-                self.locks.heartbeat(self.lock)
-            except LockLost as lost:
-                self.lost = lost
-                return
-            except Exception:  # noqa: BLE001 - a busy database: try again next beat
-                log.warning("could not renew the sync lock; retrying", exc_info=True)
-
-    def check(self) -> None:
-        """Raise LockLost in the syncing thread once another holder took the target."""
-        if self.lost is not None:
-            raise self.lost
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
 class TargetStopped(Exception):
     """The target (not one entity) failed; the message says why."""
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Syncer:
@@ -157,11 +122,11 @@ class Syncer:
     def _drain(self, target: Target, trace_id: str, lock, report: TargetReport,
                tracer: SyncTracer) -> None:
         total = self.queue.counts(target.target_id)["due"]
-        bar = _progress_bar(total, target.name) if self.progress else _NoProgress()
+        bar = progress_bar(total, target.name) if self.progress else NoProgress()
         transport = Transport(target.url, target.user, target.password.reveal(),
                               self.settings.timeout_s, trace_id, target.ca_bundle,
                               target.bwlimit)
-        heartbeat = _Heartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
+        heartbeat = LockHeartbeat(self.locks, lock, self.settings.lock_ttl_s / 3)
         heartbeat.start()
         counted: Transport | BatchLanes = transport     # where requests and bytes are counted
         try:
@@ -190,11 +155,6 @@ class Syncer:
         """The next rows after `after_id`, leased for as long as the sync's lock lasts."""
         return self.queue.claim(target.target_id, after_id, limit, self.settings.lock_ttl_s)
 
-    @staticmethod
-    def _progress(bar, entities: int, counted) -> None:
-        bar.update(entities)
-        bar.set_postfix_str(human_bytes(counted.bytes_uploaded), refresh=False)
-
     # -- version 2 --------------------------------------------------------------------------
 
     def _batch_lanes(self, target: Target, transport: Transport, tracer: SyncTracer,
@@ -206,16 +166,16 @@ class Syncer:
             return None
         siblings = [transport.sibling() for _ in range(LANES - 1)]
         try:
-            with _logged_in(siblings):
+            with logged_in(siblings):
                 capabilities = transport.capabilities()
         except errors.ExportError as exc:               # (a 404 is None already)
             if not means_version_1(exc):
-                _close(siblings, transport)
+                close_unused(siblings, transport)
                 self._target_failed(target, exc, [i for i in page if i.body is not None],
                                     tracer)
             capabilities = None
         if not speaks_version_2(capabilities):
-            _close(siblings, transport)
+            close_unused(siblings, transport)
             if target.protocol == "v2":
                 raise TargetStopped("the target is set to protocol v2 but its importer speaks "
                                     "version 1 only; set it to auto or v1 (`skyrelay target "
@@ -228,7 +188,7 @@ class Syncer:
             settings.blobs_request_bytes, settings.upload_chunk_bytes))
 
     def _drain_batched(self, target: Target, lanes: BatchLanes, page: list[QueueItem],
-                       report: TargetReport, tracer: SyncTracer, heartbeat: _Heartbeat,
+                       report: TargetReport, tracer: SyncTracer, heartbeat: LockHeartbeat,
                        bar) -> None:
         """Pages go out on the lanes as soon as one is free (one more waits its turn, so no
         lane idles while this thread records a finished page and claims the next); their
@@ -236,7 +196,7 @@ class Syncer:
         in flight end first and what they delivered is recorded."""
         def finish(sent: SentPage) -> None:
             self._record_page(target, sent, report, tracer)
-            self._progress(bar, len(sent.items), lanes)
+            advance(bar, len(sent.items), lanes)
 
         if len(page) < self.settings.batch_size:   # claimed before the protocol was known
             page += self._claim(target, page[-1].id, self.settings.batch_size - len(page))
@@ -313,13 +273,13 @@ class Syncer:
     # -- version 1 --------------------------------------------------------------------------
 
     def _drain_one_by_one(self, target: Target, transport: Transport, page: list[QueueItem],
-                          report: TargetReport, tracer: SyncTracer, heartbeat: _Heartbeat,
+                          report: TargetReport, tracer: SyncTracer, heartbeat: LockHeartbeat,
                           bar) -> None:
         while page:
             for item in page:
                 heartbeat.check()
                 self._one(target, transport, item, report, tracer)
-                self._progress(bar, 1, transport)
+                advance(bar, 1, transport)
             page = self._claim(target, page[-1].id, self.settings.page_size)
 
     def _one(self, target: Target, transport: Transport, item: QueueItem,
@@ -378,44 +338,6 @@ class Syncer:
         stream, record = opened
         with stream:
             return transport.upload(action.file_id, action.md5, stream, record.file_size)
-
-
-@contextmanager
-def _logged_in(siblings: list[Transport]):
-    """While the body runs (the first lane asks for capabilities), each other lane opens its
-    connection with a request of its own. An importer worker checks a password (scrypt, slow
-    on purpose) on its first request: side by side on the workers, not one after the
-    other on the sync's critical path. A failure here only means the lane connects later."""
-    with ThreadPoolExecutor(max(1, len(siblings)), thread_name_prefix="sync-login") as pool:
-        for sibling in siblings:
-            pool.submit(_quietly, sibling.capabilities)
-        yield
-
-
-def _quietly(call) -> None:
-    with suppress(errors.ExportError):
-        call()
-
-
-def _close(siblings: list[Transport], counted: Transport) -> None:
-    """Close lanes that will not be used; their requests still count in the report."""
-    for sibling in siblings:
-        counted.requests += sibling.requests
-        sibling.close()
-
-
-class _NoProgress:
-    """Stands in for the progress bar when none is shown (tqdm is then not even imported:
-    it is a large part of a sync's start-up)."""
-
-    def update(self, count: int) -> None: ...
-    def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress_bar(total: int, name: str):
-    from tqdm import tqdm
-    return tqdm(total=total, unit="entity", desc=name, file=sys.stderr, dynamic_ncols=True)
 
 
 def _held_back(target: Target) -> str | None:

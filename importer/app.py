@@ -4,8 +4,7 @@ its own site storage, so tests and gunicorn workers each make theirs."""
 from flask import Flask
 
 from importer import access_log
-from importer.routes import (batch, blobs, bundles, capabilities, read, targets, traces,
-                             uploads, users, v1)
+from importer.routes import bundles, read, targets, traces, uploads, users, v1, v2
 from importer.auth import CredentialCache
 from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
@@ -33,5 +32,4 @@ def _blueprints(url_path: str) -> list:
     """Each capability is one blueprint module; the handshake ones live under `url_path`."""
     return [v1.blueprint(url_path), read.blueprint(), users.blueprint(),
             targets.blueprint(), bundles.blueprint(), traces.blueprint(),
-            capabilities.blueprint(url_path), batch.blueprint(url_path),
-            blobs.blueprint(url_path), uploads.blueprint(url_path)]
+            v2.blueprint(url_path), uploads.blueprint(url_path)]

@@ -16,11 +16,10 @@ fresh facts. That is what makes a batch cheap.
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, g, jsonify
+from flask import g, jsonify
 
 from importer import handshake, tracing
 from importer.auth import require_role
-from importer.routes.capabilities import version2_only
 from importer.errors import bad_request
 from importer.handshake import STORE, Answer, Held
 from importer.routes.v1 import settle
@@ -214,18 +213,11 @@ def _log_conflict(item: Item, held_hash: str | None) -> None:
                 item.entity.content_hash)
 
 
-def blueprint(url_path: str) -> Blueprint:
-    bp = Blueprint("batch", __name__)
-    bp.before_request(version2_only)
-
-    @bp.post(f"{url_path.rstrip('/')}/batch")
-    @require_role("import")
-    def batch():
-        importer = current()
-        tracing.request_trace_id()
-        body = read_json(importer.settings["importer.max_body_bytes"])
-        items = parse_batch(body, importer.settings["importer.max_batch"],
-                            SentBefore(importer.cache, g.user.name))
-        return jsonify({"results": run_batch(importer, items)})
-
-    return bp
+@require_role("import")
+def batch():
+    importer = current()
+    tracing.request_trace_id()
+    body = read_json(importer.settings["importer.max_body_bytes"])
+    items = parse_batch(body, importer.settings["importer.max_batch"],
+                        SentBefore(importer.cache, g.user.name))
+    return jsonify({"results": run_batch(importer, items)})

@@ -9,12 +9,11 @@ The request as a whole is bounded by `importer.max_file_bytes` (a /blobs request
 bigger than the largest single file an importer accepts); a part past it fails alone.
 """
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import parse_options_header
 
 from importer.auth import require_role
-from importer.routes.capabilities import version2_only
 from importer.errors import ApiError, bad_request
 from importer.multipart import MultipartError, iter_parts
 from importer.state import current
@@ -76,24 +75,17 @@ def _flush(batch: StagingBatch, results: list[dict]) -> None:
             result.update(received=False, message=lost[result["file_id"]])
 
 
-def blueprint(url_path: str) -> Blueprint:
-    bp = Blueprint("blobs", __name__)
-    bp.before_request(version2_only)
-
-    @bp.post(f"{url_path.rstrip('/')}/blobs")
-    @require_role("import")
-    def blobs():
-        importer = current()
-        mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
-        if mimetype != "multipart/form-data" or not options.get("boundary"):
-            raise bad_request("Content-Type must be multipart/form-data with a boundary")
-        limit = importer.settings["importer.max_file_bytes"]
-        request.max_content_length = limit
-        results = receive_parts(importer.site.archive, _reader(request.stream),
-                                options["boundary"].encode("latin-1"), limit)
-        return jsonify({"results": results})
-
-    return bp
+@require_role("import")
+def blobs():
+    importer = current()
+    mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+    if mimetype != "multipart/form-data" or not options.get("boundary"):
+        raise bad_request("Content-Type must be multipart/form-data with a boundary")
+    limit = importer.settings["importer.max_file_bytes"]
+    request.max_content_length = limit
+    results = receive_parts(importer.site.archive, _reader(request.stream),
+                            options["boundary"].encode("latin-1"), limit)
+    return jsonify({"results": results})
 
 
 def _reader(stream):

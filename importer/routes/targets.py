@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 from importer.auth import require_role
 from importer.errors import bad_request
 from importer.state import current
-from model.export.queue import ExportQueue
+from model.export.queue import DONE, FAILED, PENDING, ExportQueue
 from model.export.targets import Targets, make_filter
 
 _CREATE_KEYS = {"name", "url", "user", "password", "protocol", "filter", "ca_bundle",
@@ -37,7 +37,7 @@ def _body(allowed: set[str]) -> dict:
 
 def _view(target, queue: ExportQueue) -> dict:
     counts = queue.counts(target.target_id)
-    return {**target.to_json(), "backlog": {k: counts[k] for k in ("pending", "failed", "done")}}
+    return {**target.to_json(), "backlog": {k: counts[k] for k in (PENDING, FAILED, DONE)}}
 
 
 def _filter(body: dict):
@@ -56,47 +56,50 @@ def _filter(body: dict):
 
 
 def blueprint() -> Blueprint:
-    routes = Blueprint("targets_api", __name__, url_prefix="/api/targets")
+    bp = Blueprint("targets_api", __name__, url_prefix="/api/targets")
+    bp.add_url_rule("", "list", list_targets, methods=["GET"])
+    bp.add_url_rule("", "add", add_target, methods=["POST"])
+    bp.add_url_rule("/<name>", "show", show_target, methods=["GET"])
+    bp.add_url_rule("/<name>", "change", change_target, methods=["PATCH"])
+    bp.add_url_rule("/<name>", "remove", remove_target, methods=["DELETE"])
+    return bp
 
-    @routes.get("")
-    @require_role("camera_admin")
-    def list_targets():
-        targets, queue = _stores()
-        return jsonify({"targets": [_view(t, queue) for t in targets.list()]})
 
-    @routes.post("")
-    @require_role("camera_admin")
-    def add_target():
-        body = _body(_CREATE_KEYS)
-        targets, queue = _stores()
-        selection = _filter(body)
-        added = targets.add(body.get("name"), body.get("url"), body.get("user"),
-                            body.get("password"), body.get("protocol", "auto"), selection,
-                            body.get("ca_bundle"), body.get("bwlimit"))
-        queue.enqueue_new(added)
-        return jsonify(_view(added, queue)), 201
+@require_role("camera_admin")
+def list_targets():
+    targets, queue = _stores()
+    return jsonify({"targets": [_view(t, queue) for t in targets.list()]})
 
-    @routes.get("/<name>")
-    @require_role("camera_admin")
-    def show_target(name):
-        targets, queue = _stores()
-        return jsonify(_view(targets.get(name), queue))
 
-    @routes.patch("/<name>")
-    @require_role("camera_admin")
-    def change_target(name):
-        body = _body(_CHANGE_KEYS)
-        if "enabled" in body and not isinstance(body["enabled"], bool):
-            raise bad_request("enabled: expected true or false")
-        targets, queue = _stores()
-        changed = targets.change(name, **body)
-        return jsonify(_view(changed, queue))
+@require_role("camera_admin")
+def add_target():
+    body = _body(_CREATE_KEYS)
+    targets, queue = _stores()
+    selection = _filter(body)
+    added = targets.add(body.get("name"), body.get("url"), body.get("user"),
+                        body.get("password"), body.get("protocol", "auto"), selection,
+                        body.get("ca_bundle"), body.get("bwlimit"))
+    queue.enqueue_new(added)
+    return jsonify(_view(added, queue)), 201
 
-    @routes.delete("/<name>")
-    @require_role("camera_admin")
-    def remove_target(name):
-        targets, _ = _stores()
-        targets.remove(name)
-        return jsonify({"state": "removed", "name": name})
 
-    return routes
+@require_role("camera_admin")
+def show_target(name):
+    targets, queue = _stores()
+    return jsonify(_view(targets.get(name), queue))
+
+
+@require_role("camera_admin")
+def change_target(name):
+    body = _body(_CHANGE_KEYS)
+    if "enabled" in body and not isinstance(body["enabled"], bool):
+        raise bad_request("enabled: expected true or false")
+    targets, queue = _stores()
+    return jsonify(_view(targets.change(name, **body), queue))
+
+
+@require_role("camera_admin")
+def remove_target(name):
+    targets, _ = _stores()
+    targets.remove(name)
+    return jsonify({"state": "removed", "name": name})

@@ -13,7 +13,7 @@ from flask import Blueprint, g, jsonify, make_response, request, url_for
 from werkzeug.http import http_date
 
 from importer.auth import require_role
-from importer.routes.capabilities import version2_only
+from importer.routes.v2 import version2_only
 from importer.errors import error_body
 from importer.socket_body import body_readinto
 from importer.state import current
@@ -32,93 +32,98 @@ def _uploads() -> Uploads:
 def blueprint(url_path: str) -> Blueprint:
     bp = Blueprint("uploads", __name__, url_prefix=f"{url_path.rstrip('/')}/uploads")
     bp.before_request(version2_only)
-
-    @bp.before_request
-    def check_version():
-        sent = request.headers.get("Tus-Resumable")
-        if request.method != "OPTIONS" and sent != TUS_VERSION:
-            response = jsonify(error_body(
-                f"Tus-Resumable must be {TUS_VERSION}, got {sent!r}"))
-            response.status_code = 412
-            response.headers["Tus-Version"] = TUS_VERSION
-            return response
-        return None
-
-    # Error answers too: the app's handlers answer model errors (`importer.errors`), and
-    # a blueprint's after_request runs on their responses as well.
-    @bp.after_request
-    def tus_headers(response):
-        response.headers["Tus-Resumable"] = TUS_VERSION
-        return response
-
-    @bp.route("", methods=["OPTIONS"], provide_automatic_options=False)
-    @bp.route("/<upload_id>", methods=["OPTIONS"], provide_automatic_options=False)
-    @require_role("import")
-    def options(upload_id=None):
-        response = make_response("", 204)
-        response.headers.update({
-            "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
-            "Tus-Max-Size": str(current().settings["importer.max_file_bytes"]),
-            "Tus-Checksum-Algorithm": ",".join(CHECKSUMS)})
-        return response
-
-    @bp.route("", methods=["POST"], provide_automatic_options=False)
-    @require_role("import")
-    def create():
-        length = _int_header("Upload-Length")
-        raw_metadata = request.headers.get("Upload-Metadata", "")
-        metadata = _parse_metadata(raw_metadata)
-        missing = [key for key in ("file_id", "md5") if not metadata.get(key)]
-        if missing:
-            raise EntityError("Upload-Metadata", f"must carry {' and '.join(missing)} "
-                              "(base64-encoded values)")
-        upload = _uploads().create(g.user.name, metadata["file_id"],
-                                                metadata["md5"], length, raw_metadata)
-        response = make_response("", 201)
-        response.headers["Location"] = url_for(".upload", upload_id=upload.upload_id,
-                                               _external=True)
-        response.headers["Upload-Offset"] = str(upload.offset)
-        response.headers.update(_expiry(upload))
-        return response
-
-    @bp.route("/<upload_id>", methods=["HEAD"], provide_automatic_options=False)
-    @require_role("import")
-    def upload(upload_id):
-        held = _uploads().settled(g.user.name, upload_id)
-        response = make_response("", 200)
-        response.headers.update({"Upload-Offset": str(held.offset),
-                                 "Upload-Length": str(held.length),
-                                 "Cache-Control": "no-store", **_expiry(held)})
-        if held.metadata:
-            response.headers["Upload-Metadata"] = held.metadata
-        return response
-
-    @bp.route("/<upload_id>", methods=["PATCH"], provide_automatic_options=False)
-    @require_role("import")
-    def append(upload_id):
-        if request.mimetype != OFFSET_TYPE:
-            raise EntityError("Content-Type", f"must be {OFFSET_TYPE}, got "
-                              f"{request.mimetype or 'nothing'}")
-        offset = _int_header("Upload-Offset")
-        checksum = _parse_checksum(request.headers.get("Upload-Checksum"))
-        # File bytes are not bound by importer.max_body_bytes; the upload's length bounds them.
-        request.max_content_length = None
-        readinto = body_readinto(request.environ, request.stream,
-                                 current().settings["importer.upload_read_timeout_s"])
-        held = _uploads().append(g.user.name, upload_id, offset, readinto,
-                                              request.content_length, checksum)
-        response = make_response("", 204)
-        response.headers["Upload-Offset"] = str(held.offset)
-        response.headers.update(_expiry(held))
-        return response
-
-    @bp.route("/<upload_id>", methods=["DELETE"], provide_automatic_options=False)
-    @require_role("import")
-    def terminate(upload_id):
-        _uploads().terminate(g.user.name, upload_id)
-        return make_response("", 204)
-
+    bp.before_request(check_version)
+    bp.after_request(tus_headers)
+    for rule, method, view in (("", "OPTIONS", options), ("/<upload_id>", "OPTIONS", options),
+                               ("", "POST", create), ("/<upload_id>", "HEAD", upload),
+                               ("/<upload_id>", "PATCH", append),
+                               ("/<upload_id>", "DELETE", terminate)):
+        bp.add_url_rule(rule, view.__name__, view, methods=[method],
+                        provide_automatic_options=False)
     return bp
+
+
+def check_version():
+    sent = request.headers.get("Tus-Resumable")
+    if request.method != "OPTIONS" and sent != TUS_VERSION:
+        response = jsonify(error_body(f"Tus-Resumable must be {TUS_VERSION}, got {sent!r}"))
+        response.status_code = 412
+        response.headers["Tus-Version"] = TUS_VERSION
+        return response
+    return None
+
+
+def tus_headers(response):
+    """On every answer, error answers too: the app's handlers answer model errors
+    (`importer.errors`), and a blueprint's after_request runs on their responses as well."""
+    response.headers["Tus-Resumable"] = TUS_VERSION
+    return response
+
+
+@require_role("import")
+def options(upload_id=None):
+    response = make_response("", 204)
+    response.headers.update({
+        "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
+        "Tus-Max-Size": str(current().settings["importer.max_file_bytes"]),
+        "Tus-Checksum-Algorithm": ",".join(CHECKSUMS)})
+    return response
+
+
+@require_role("import")
+def create():
+    length = _int_header("Upload-Length")
+    raw_metadata = request.headers.get("Upload-Metadata", "")
+    metadata = _parse_metadata(raw_metadata)
+    missing = [key for key in ("file_id", "md5") if not metadata.get(key)]
+    if missing:
+        raise EntityError("Upload-Metadata", f"must carry {' and '.join(missing)} "
+                          "(base64-encoded values)")
+    created = _uploads().create(g.user.name, metadata["file_id"], metadata["md5"], length,
+                                raw_metadata)
+    response = make_response("", 201)
+    response.headers["Location"] = url_for(".upload", upload_id=created.upload_id,
+                                           _external=True)
+    response.headers["Upload-Offset"] = str(created.offset)
+    response.headers.update(_expiry(created))
+    return response
+
+
+@require_role("import")
+def upload(upload_id):
+    held = _uploads().settled(g.user.name, upload_id)
+    response = make_response("", 200)
+    response.headers.update({"Upload-Offset": str(held.offset),
+                             "Upload-Length": str(held.length),
+                             "Cache-Control": "no-store", **_expiry(held)})
+    if held.metadata:
+        response.headers["Upload-Metadata"] = held.metadata
+    return response
+
+
+@require_role("import")
+def append(upload_id):
+    if request.mimetype != OFFSET_TYPE:
+        raise EntityError("Content-Type", f"must be {OFFSET_TYPE}, got "
+                          f"{request.mimetype or 'nothing'}")
+    offset = _int_header("Upload-Offset")
+    checksum = _parse_checksum(request.headers.get("Upload-Checksum"))
+    # File bytes are not bound by importer.max_body_bytes; the upload's length bounds them.
+    request.max_content_length = None
+    readinto = body_readinto(request.environ, request.stream,
+                             current().settings["importer.upload_read_timeout_s"])
+    held = _uploads().append(g.user.name, upload_id, offset, readinto,
+                             request.content_length, checksum)
+    response = make_response("", 204)
+    response.headers["Upload-Offset"] = str(held.offset)
+    response.headers.update(_expiry(held))
+    return response
+
+
+@require_role("import")
+def terminate(upload_id):
+    _uploads().terminate(g.user.name, upload_id)
+    return make_response("", 204)
 
 
 def _expiry(upload: Upload) -> dict:

@@ -9,10 +9,12 @@ concurrent enqueuers harmless.
 
 Statuses are never queued: the importer asks for the ones it lacks (`need_status`).
 
-The only place with SQL for `export_queue`.
+The only place with SQL for `export_queue`, but for `Targets`: removing a target removes
+its rows in the same transaction, and enabling it makes its failed rows due.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, func, literal, or_, select, update
 
@@ -20,8 +22,10 @@ from model.store import schema
 from model.store.database import Database, now_ms
 from model.store.sql import dialect_of
 from model.protocol.stored_json import StoredJson
-from model.export.targets import Target
 from model.protocol.vocabulary import EVENT, FILE
+
+if TYPE_CHECKING:                       # targets.py reads this module's states
+    from model.export.targets import Target
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 _Q = schema.export_queue.c
@@ -60,7 +64,7 @@ def _not_queued(target_id: int, kind: str, id_column):
                                 _Q.entity_id == id_column).exists()
 
 
-def _time_camera_filter(target: Target, camera_column, time_column) -> list:
+def _time_camera_filter(target: "Target", camera_column, time_column) -> list:
     f, where = target.filter, []
     if f.camera_ids:
         where.append(camera_column.in_(f.camera_ids))
@@ -75,7 +79,7 @@ class ExportQueue:
     def __init__(self, database: Database):
         self.db = database
 
-    def enqueue_new(self, target: Target) -> int:
+    def enqueue_new(self, target: "Target") -> int:
         """Queue every matching event and standalone file that has no row for this target.
 
         An event-type filter excludes standalone files: they have no event type."""

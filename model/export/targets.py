@@ -23,6 +23,7 @@ from model.protocol import codec
 from model.store import schema
 from model.protocol.codec import EntityError
 from model.store.database import Database, now_ms
+from model.export.queue import FAILED as QUEUE_FAILED
 
 PROTOCOLS = ("auto", "v1", "v2")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -339,4 +340,4 @@ class Targets:
             tx.execute(update(queue).where(
                 queue.c.target_id == select(table.c.target_id)
                 .where(table.c.name == name).scalar_subquery(),
-                queue.c.state == "failed").values(next_attempt_ms=0))
+                queue.c.state == QUEUE_FAILED).values(next_attempt_ms=0))

@@ -8,6 +8,7 @@ import threading
 import click
 
 from model.export.targets import TargetError
+from model.ops.traces import new_trace_id
 from skyrelay.commands.context import domain_errors, pass_context
 
 
@@ -55,7 +56,6 @@ def _sync_times(ctx, every, schedule):
 
 def _sync_once(syncer, names: list[str] | None):
     """One run under a new trace ID: a line per target on stderr, the summary on stdout."""
-    from exporter.sync import new_trace_id
     trace_id = new_trace_id()
     click.echo(f"sync starting, trace {trace_id}", err=True)
     report = syncer.run(names, trace_id)
