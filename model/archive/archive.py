@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from model.store import schema
@@ -19,6 +19,7 @@ from model.archive.cleanup import ArchiveCleanup
 from model.store.database import Database, now_ms
 from model.protocol.entities import Event, FileRecord, Status
 from model.store.sql import IN_CHUNK, insert_ignoring_duplicates, lock_blob
+from model.archive.rows import entity_rows, insert_rows
 from model.protocol.vocabulary import EVENT, FILE, STATUS
 
 
@@ -69,13 +70,6 @@ class StageResult:
     @classmethod
     def refused(cls, mismatch: Md5Mismatch) -> "StageResult":
         return cls(False, mismatch.actual, mismatch.size, str(mismatch), wrong_md5=True)
-
-
-def _meta_rows(meta: Iterable, event_id=None, file_id=None) -> list[dict]:
-    column = {"string": "string_value", "number": "number_value", "date": "date_value"}
-    return [{"event_id": event_id, "file_id": file_id, "position": position, "type": m.type,
-             "key": m.key, "string_value": None, "number_value": None, "date_value": None,
-             column[m.type]: m.value} for position, m in enumerate(meta)]
 
 
 class Archive(ArchiveCleanup):
@@ -370,42 +364,3 @@ def _already_held(held_hash: str, new_hash: str) -> ImportResult:
     if held_hash == new_hash:
         return ImportResult(Outcome.HELD)
     return ImportResult(Outcome.CONFLICT, held_hash, new_hash)
-
-
-def entity_rows(event, records, present) -> tuple[list, list, list, list]:
-    """The rows that store one event (or standalone record) with its file records: (event
-    rows, file rows, meta rows, staged keys to delete). `present` maps (file_id, md5) to the
-    sha256 of the bytes held for it."""
-    created = now_ms()
-    event_id = event.event_id if event else None
-    event_rows = [] if not event else [{
-        "event_id": event.event_id, "camera_id": event.camera_id, "status_id": event.status_id,
-        "event_time": event.event_time, "event_type": event.event_type,
-        "body": event.canonical_text, "content_hash": event.content_hash,
-        "created_ms": created}]
-    file_rows, meta_rows = [], _meta_rows(event.meta, event_id=event_id) if event else []
-    for position, record in enumerate(records):
-        file_rows.append({
-            "file_id": record.file_id, "event_id": event_id, "position": position,
-            "camera_id": record.camera_id, "status_id": record.status_id,
-            "file_time": record.file_time, "semantic_type": record.semantic_type,
-            "mime_type": record.mime_type, "file_size": record.file_size,
-            "md5": record.md5, "sha256": present[(record.file_id, record.md5)],
-            "body": record.canonical_text, "content_hash": record.content_hash,
-            "created_ms": created})
-        meta_rows += _meta_rows(record.meta, file_id=record.file_id)
-    staged = [{"k_file_id": r.file_id, "k_md5": r.md5} for r in records]
-    return event_rows, file_rows, meta_rows, staged
-
-
-def insert_rows(tx: Connection, event_rows, file_rows, meta_rows, staged) -> None:
-    """Execute `entity_rows` (of one entity or of many): one statement per table. Empty
-    lists are skipped (executing [] would insert a row of nulls)."""
-    for table, rows in ((schema.events, event_rows), (schema.files, file_rows),
-                        (schema.meta, meta_rows)):
-        if rows:
-            tx.execute(insert(table), rows)
-    if staged:
-        columns = schema.staged.c
-        tx.execute(delete(schema.staged).where(columns.file_id == bindparam("k_file_id"),
-                                               columns.md5 == bindparam("k_md5")), staged)

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from model.store import schema
-from model.archive.archive import Archive, entity_rows, insert_rows
+from model.archive.archive import Archive
+from model.archive.rows import entity_rows, insert_rows
 from model.store.sql import IN_CHUNK
 from model.protocol.entities import Event, FileRecord
 from model.protocol.vocabulary import EVENT

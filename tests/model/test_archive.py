@@ -20,6 +20,7 @@ from sqlalchemy import event as sa_event, func, select
 
 import model.archive.archive
 import model.archive.cleanup
+import model.archive.rows
 from model.store import schema
 from model.archive.archive import MissingData, MissingStatus, Outcome
 from model.store.blobs import TooLarge
@@ -58,7 +59,7 @@ REAL_NOW_MS = model.archive.archive.now_ms
 def advance_clock(monkeypatch, seconds: float) -> None:
     """The archive's clock (row times and gc's cutoffs) is `seconds` in the future from now on."""
     clock = lambda: REAL_NOW_MS() + int(seconds * 1000)  # noqa: E731
-    for module in (model.archive.archive, model.archive.cleanup):
+    for module in (model.archive.archive, model.archive.cleanup, model.archive.rows):
         monkeypatch.setattr(module, "now_ms", clock)
 
 
