@@ -29,9 +29,9 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.site_kit import open_test_site  # noqa: E402
 from model.store.blobs import CHUNK  # noqa: E402
 from model.store.local_blobs import LocalBlobStore  # noqa: E402
-from tests.site_kit import open_test_site  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_TARGET_MIB = 100

@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from model.archive.bulk_import import store_ready  # noqa: E402
-from model.protocol.entities import Event, FileRecord, Status  # noqa: E402
 from model.archive.staging import StagingBatch  # noqa: E402
 from model.export.targets import Targets  # noqa: E402
+from model.protocol.entities import Event, FileRecord, Status  # noqa: E402
 from skyrelay.sites import LocalSite  # noqa: E402
 
 MIB = 1024 * 1024

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.sync import Syncer  # noqa: E402
 from tests.site_kit import sync_settings
+from exporter.sync import Syncer  # noqa: E402
 from model.archive.sample import SampleWriter  # noqa: E402
 from model.export.targets import Targets  # noqa: E402
 from skyrelay.sites import LocalSite  # noqa: E402

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from model.archive.archive import Archive
-from model.bundles.format import DATA_DIR, METADATA, BundleMetadata
 from model.archive.selection import Selection, select_entities
+from model.bundles.format import DATA_DIR, METADATA, BundleMetadata
 
 
 class BundleWriteError(Exception):

@@ -22,22 +22,22 @@ from dataclasses import dataclass, fields
 from typing import NoReturn
 
 from exporter import errors
-from exporter.retry import Fault, RetryPolicy, fault_of, means_version_1
 from exporter.heartbeat import LockHeartbeat
 from exporter.lanes import LANES, BatchLanes, SentPage, close_unused, logged_in
 from exporter.progress import NoProgress, advance, progress_bar
 from exporter.protocol_v1 import PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.report import SyncReport, TargetReport
+from exporter.retry import Fault, RetryPolicy, fault_of, means_version_1
 from exporter.sync_traces import SyncTracer
 from exporter.sync_v2 import BatchDriver, PageOutcome, speaks_version_2
 from exporter.transport import Transport
-from model.store.database import now_ms
-from model.export.queue import QueueItem
-from model.site import Site
 from model.export.locks import LockHeld, LockLost
+from model.export.queue import QueueItem
 from model.export.targets import Target
 from model.ops.traces import new_trace_id
 from model.protocol.vocabulary import STATUS, Complete, Failed
+from model.site import Site
+from model.store.database import now_ms
 
 log = logging.getLogger("skyrelay.exporter")
 

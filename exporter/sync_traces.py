@@ -14,12 +14,12 @@ import json
 import logging
 
 from exporter.report import TargetReport
-from model.store.database import now_ms
 from model.export.targets import Target
 from model.ops.traces import BUNDLE, CONTINUE, FAILED, FINISHED, OK, TraceEvent, Traces
 from model.protocol.vocabulary import (COMPLETE, CONTINUE as ANSWER_CONTINUE,
                                        FAILED as ANSWER_FAILED, STATUS, Complete, Failed,
                                        answer as answer_body, answer_text, state_of)
+from model.store.database import now_ms
 
 log = logging.getLogger("skyrelay.exporter")
 COMPONENT = "exporter"

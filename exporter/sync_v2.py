@@ -19,10 +19,10 @@ from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin, urlsplit
 
 from exporter import errors
-from exporter.retry import Fault, fault_of
 from exporter.protocol_v2 import (BatchExchange, FileNeed, Finished, PostBatch, plan_uploads,
                                   split_batches)
 from exporter.resumable import Resumable, UploadRefused
+from exporter.retry import Fault, fault_of
 from exporter.transport import Transport
 from model.archive.archive import Archive
 from model.export.queue import QueueItem

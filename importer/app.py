@@ -4,10 +4,10 @@ its own site storage, so tests and gunicorn workers each make theirs."""
 from flask import Flask
 
 from importer import access_log
-from importer.routes import bundles, read, targets, traces, uploads, users, v1, v2
 from importer.auth import CredentialCache
 from importer.entity_cache import EntityCache
 from importer.errors import register_error_handlers
+from importer.routes import bundles, read, targets, traces, uploads, users, v1, v2
 from importer.state import Importer
 from model.site import Site, open_site
 

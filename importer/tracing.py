@@ -17,11 +17,11 @@ from flask import Blueprint, g, request
 
 from importer.errors import bad_request
 from importer.handshake import Answer
+from model.ops.traces import FAILED, OK, TraceEvent, TraceIdError, Traces, check_trace_id, \
+    new_trace_id
 from model.protocol.codec import EntityError, uuid_hex
 from model.protocol.vocabulary import (COMPLETE, CONTINUE, FAILED as ANSWER_FAILED, KINDS,
                                        STATUS, answer as answer_body)
-from model.ops.traces import FAILED, OK, TraceEvent, TraceIdError, Traces, check_trace_id, \
-    new_trace_id
 
 log = logging.getLogger("skyrelay.importer")
 COMPONENT = "importer"

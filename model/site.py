@@ -20,8 +20,8 @@ from model.ops.jobs import Jobs
 from model.ops.traces import Traces
 from model.ops.users import Users
 from model.store.blobs import BlobStore
-from model.store.local_blobs import LocalBlobStore
 from model.store.database import Database
+from model.store.local_blobs import LocalBlobStore
 from model.uploads.resumable import Uploads
 
 

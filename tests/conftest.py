@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from model.store.database import Database
-from tests.site_kit import open_test_site
 from tests.pgcluster import Cluster
+from tests.site_kit import open_test_site
+from model.store.database import Database
 
 IN_CI = os.environ.get("CI") == "true"
 # Fixtures shared by several test modules: `http` (the importer over each transport, made

@@ -15,10 +15,10 @@ from typing import Any, Iterable
 import pytest
 import requests
 
-from importer.app import create_app
-from tests.site_kit import open_test_site
-from skyrelay import config as config_module
 from tests.server import Server, password_of
+from tests.site_kit import open_test_site
+from importer.app import create_app
+from skyrelay import config as config_module
 
 TIMEOUT = 10
 # Small limits so that the 413 cases are cheap to provoke.

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from importer.app import create_app
 from tests.importer_fixtures import site_config
+from importer.app import create_app
 
 PASSWORD = "v2-test-password"
 

@@ -22,15 +22,15 @@ from importer import handshake, tracing
 from importer.auth import require_role
 from importer.errors import bad_request
 from importer.handshake import STORE, Answer, Held
-from importer.routes.v1 import settle
 from importer.request_body import read_json
+from importer.routes.v1 import settle
 from importer.state import current
 from model.archive.archive import Outcome
 from model.archive.bulk_import import store_ready
-from model.store.database import now_ms
 from model.protocol.entities import EntityError, Event, FileRecord, Status
 from model.protocol.vocabulary import (COMPLETE, EVENT, FAILED, FILE, NEED_FILE_DATA,
                                        NEED_STATUS, STATUS)
+from model.store.database import now_ms
 
 log = logging.getLogger("skyrelay.importer")
 

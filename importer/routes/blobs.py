@@ -17,9 +17,9 @@ from importer.auth import require_role
 from importer.errors import ApiError, bad_request
 from importer.multipart import MultipartError, iter_parts
 from importer.state import current
-from model.store.blobs import TooLarge
-from model.protocol.codec import EntityError, md5_hex, uuid_hex
 from model.archive.staging import StagingBatch
+from model.protocol.codec import EntityError, md5_hex, uuid_hex
+from model.store.blobs import TooLarge
 
 # Files made durable (one syncfs, which costs about the same whatever it flushes) and
 # recorded together: in practice once per request, as an exporter bounds its /blobs requests.

@@ -12,10 +12,10 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
 from importer.auth import authenticate_any, require_role
-from importer.tracing import request_trace_id
 from importer.errors import ApiError, bad_request
 from importer.ingest_pool import IngestPool
 from importer.state import Importer, current
+from importer.tracing import request_trace_id
 from model.bundles.ingest import IngestLimits
 from model.ops.jobs import Job, Jobs
 

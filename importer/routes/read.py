@@ -16,8 +16,8 @@ from werkzeug.wsgi import wrap_file
 from importer.auth import require_role
 from importer.errors import not_found
 from importer.state import current
-from model.protocol import codec
 from model.archive.catalog import Filters
+from model.protocol import codec
 from model.protocol.entities import EntityError
 
 DEFAULT_LIMIT = 100

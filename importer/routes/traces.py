@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify
 from importer import tracing
 from importer.auth import require_role
 from importer.errors import ApiError
-from model.protocol.codec import uuid_hex
 from importer.state import current
 from model.ops.traces import Traces
+from model.protocol.codec import uuid_hex
 
 
 def blueprint() -> Blueprint:

@@ -13,8 +13,8 @@ from flask import Blueprint, g, jsonify, make_response, request, url_for
 from werkzeug.http import http_date
 
 from importer.auth import require_role
-from importer.routes.v2 import version2_only
 from importer.errors import error_body
+from importer.routes.v2 import version2_only
 from importer.socket_body import body_readinto
 from importer.state import current
 from model.protocol.codec import EntityError

@@ -16,12 +16,12 @@ from importer.errors import ApiError
 from importer.handshake import STORE, Answer, Held
 from importer.request_body import file_source, read_json, too_large
 from importer.state import current
-from model.protocol import codec
 from model.archive.archive import MissingData, MissingStatus, Outcome
-from model.store.blobs import TooLarge
-from model.store.database import now_ms
+from model.protocol import codec
 from model.protocol.entities import EntityError, Event, FileRecord, Status
 from model.protocol.vocabulary import CACHED_ENTITY, CONTINUE, EVENT, FILE, STATUS, answer
+from model.store.blobs import TooLarge
+from model.store.database import now_ms
 
 log = logging.getLogger("skyrelay.importer")
 

@@ -13,14 +13,14 @@ from typing import BinaryIO, Iterable, Sequence
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from model.archive.cleanup import ArchiveCleanup
+from model.archive.rows import entity_rows, insert_rows
+from model.protocol.entities import Event, FileRecord, Status
+from model.protocol.vocabulary import EVENT, FILE, STATUS
 from model.store import schema
 from model.store.blobs import BlobInfo, BlobStore, Md5Mismatch, PendingBlob
-from model.archive.cleanup import ArchiveCleanup
 from model.store.database import Database, now_ms
-from model.protocol.entities import Event, FileRecord, Status
 from model.store.sql import IN_CHUNK, insert_ignoring_duplicates, lock_blob
-from model.archive.rows import entity_rows, insert_rows
-from model.protocol.vocabulary import EVENT, FILE, STATUS
 
 
 REMOVED_WHILE_STORED = ("the bytes were removed while being stored (a concurrent delete); "

@@ -16,12 +16,12 @@ from typing import Sequence
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from model.store import schema
 from model.archive.archive import Archive
 from model.archive.rows import entity_rows, insert_rows
-from model.store.sql import IN_CHUNK
 from model.protocol.entities import Event, FileRecord
 from model.protocol.vocabulary import EVENT
+from model.store import schema
+from model.store.sql import IN_CHUNK
 
 Entity = Event | FileRecord
 

@@ -11,9 +11,9 @@ from typing import Sequence
 
 from sqlalchemy import and_, or_, select
 
+from model.protocol.vocabulary import EVENT, FILE, STATUS
 from model.store import schema
 from model.store.database import Database
-from model.protocol.vocabulary import EVENT, FILE, STATUS
 
 IN_CHUNK = 500   # values per SQL `IN (…)`, far below SQLite's and PostgreSQL's limits
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, true
 
+from model.protocol.entities import Event, FileRecord, Status
 from model.store import schema
 from model.store.database import Database
-from model.protocol.entities import Event, FileRecord, Status
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from model.protocol.errors import Invalid
 from model.protocol import codec
 from model.protocol.codec import EntityError
 from model.protocol.entities import Event, FileRecord, Status
+from model.protocol.errors import Invalid
 from model.protocol.vocabulary import EVENT, FILE, STATUS
 
 METADATA = "metadata.json"

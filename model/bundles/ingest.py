@@ -21,13 +21,13 @@ from typing import BinaryIO, Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from model.ops import jobs as job_tasks
 from model.archive.archive import Archive, BundleResult, MissingData, MissingStatus, Outcome
-from model.store.blobs import Md5Mismatch, TooLarge, check_stream
 from model.bundles.format import METADATA, BundleMetadata, BundleRefused, classify, parse_metadata
-from model.store.database import DatabaseBusy, now_ms
+from model.ops import jobs as job_tasks
 from model.ops.traces import FAILED, OK, TraceEvent, Traces
 from model.protocol.vocabulary import COMPLETE, EVENT, FILE, STATUS, answer_text
+from model.store.blobs import Md5Mismatch, TooLarge, check_stream
+from model.store.database import DatabaseBusy, now_ms
 
 log = logging.getLogger("skyrelay.bundles")
 Progress = Callable[[str, float], None]   # (task, percent)

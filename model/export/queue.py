@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, func, literal, or_, select, update
 
+from model.protocol.stored_json import StoredJson
+from model.protocol.vocabulary import EVENT, FILE
 from model.store import schema
 from model.store.database import Database, now_ms
 from model.store.sql import dialect_of
-from model.protocol.stored_json import StoredJson
-from model.protocol.vocabulary import EVENT, FILE
 
 if TYPE_CHECKING:                       # targets.py reads this module's states
     from model.export.targets import Target

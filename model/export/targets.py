@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, insert, select, update
 
-from model.protocol.errors import Conflict, Invalid, NotFound
-from model.protocol import codec
-from model.store import schema
-from model.protocol.codec import EntityError
-from model.store.database import Database, now_ms
 from model.export.queue import FAILED as QUEUE_FAILED
+from model.protocol import codec
+from model.protocol.codec import EntityError
+from model.protocol.errors import Conflict, Invalid, NotFound
+from model.store import schema
+from model.store.database import Database, now_ms
 
 PROTOCOLS = ("auto", "v1", "v2")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -7,8 +7,8 @@ sending the file again.
 from sqlalchemy import delete, select
 
 from model.store import schema
-from model.store.sql import insert_ignoring_duplicates
 from model.store.database import Database, now_ms
+from model.store.sql import insert_ignoring_duplicates
 
 _U = schema.outgoing_uploads.c
 

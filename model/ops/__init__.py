@@ -1,0 +1,1 @@
+"""The records of operating a site: users and their roles, trace events, jobs."""

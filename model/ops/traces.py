@@ -20,9 +20,9 @@ from typing import Iterable
 from sqlalchemy import Connection, and_, func, insert, or_, select
 
 from model.protocol.errors import Invalid
+from model.protocol.vocabulary import EVENT, FILE, STATUS
 from model.store import schema
 from model.store.database import Database, now_ms
-from model.protocol.vocabulary import EVENT, FILE, STATUS
 
 OK, FAILED = "OK", "FAILED"
 CONTINUE, FINISHED = "CONTINUE", "FINISHED"

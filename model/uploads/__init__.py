@@ -1,0 +1,1 @@
+"""Resumable uploads: the state of bytes that arrive over many requests."""

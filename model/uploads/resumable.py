@@ -31,10 +31,10 @@ from typing import Callable, Iterator
 from cachetools import LRUCache
 from sqlalchemy import delete, insert, select, update
 
-from model.protocol.errors import Busy, Conflict, NotFound, OverLimit, SkyrelayError
-from model.protocol import codec
-from model.store import schema
 from model.archive.archive import Archive
+from model.protocol import codec
+from model.protocol.errors import Busy, Conflict, NotFound, OverLimit, SkyrelayError
+from model.store import schema
 from model.store.blobs import Digests, Md5Mismatch, Partial, TooLarge
 from model.store.database import Database, now_ms
 

@@ -5,9 +5,9 @@ import getpass
 import click
 
 from exporter.bundle_writer import BundleWriteError, write_bundle
+from model.archive.selection import Selection
 from model.bundles.ingest import IngestLimits
 from model.bundles.jobs import run_ingest_job
-from model.archive.selection import Selection
 from model.export.targets import TargetError, make_filter
 from model.ops.traces import TraceIdError, check_trace_id, new_trace_id
 from skyrelay.commands.context import domain_errors, pass_context

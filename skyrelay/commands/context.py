@@ -8,8 +8,8 @@ import functools
 
 import click
 
-from skyrelay import config as config_module
 from model.site import Site, open_site
+from skyrelay import config as config_module
 
 
 class Context:

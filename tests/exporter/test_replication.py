@@ -13,14 +13,14 @@ import time
 import pytest
 import requests
 
-from model.export.queue import ExportQueue
+from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
 from model.archive.sample import SampleWriter
-from model.site import open_site
+from model.export.queue import ExportQueue
 from model.export.targets import Targets
+from model.site import open_site
 from skyrelay import config as config_module
 from skyrelay.demo import verify
 from skyrelay.sites import LocalSite
-from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
 
 FAST = {"exporter.timeout_s": 5, "exporter.backoff_base_s": 1}
 

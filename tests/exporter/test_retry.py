@@ -2,11 +2,11 @@
 
 import pytest
 
+from tests.site_kit import sync_settings
 from exporter import errors
 from exporter.resumable import UploadRefused
 from exporter.retry import (MAX_STALLS, Fault, RetryPolicy, fault_of, keep_uploading,
                             means_version_1)
-from tests.site_kit import sync_settings
 
 ENTITY, TARGET, CREDENTIALS = Fault.ENTITY, Fault.TARGET, Fault.CREDENTIALS
 

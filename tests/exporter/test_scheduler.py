@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from exporter import scheduler
-from tests.misbehaving import Server, json_answer, slow
 from tests.exporter.test_sync_faults import REPO, skyrelay  # noqa: F401  (shared subprocess helper)
-from model.archive.sample import SampleWriter
+from tests.misbehaving import Server, json_answer, slow
 from tests.site_kit import open_test_site
+from exporter import scheduler
+from model.archive.sample import SampleWriter
 
 
 def test_every_runs_at_the_interval_until_stopped():

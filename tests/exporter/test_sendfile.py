@@ -7,10 +7,10 @@ import os
 import pytest
 import requests
 
+from tests.misbehaving import Server, always, json_answer, self_signed_cert
 from exporter import errors
 from exporter.sendfile import PIECE, FileSpan, SpanBody
 from exporter.transport import Transport
-from tests.misbehaving import Server, always, json_answer, self_signed_cert
 
 OK = always(json_answer({}))
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from exporter.sync import Syncer
-from tests.site_kit import open_test_site, sync_settings
-from model.store import schema
-from model.export.queue import ExportQueue
-from model.archive.sample import SampleWriter
-from model.export.locks import LockHeld, SyncLocks
-from model.export.targets import Targets
 from tests.misbehaving import (Answer, Server, always, always_need_file_data, json_answer,
                                slow)
+from tests.site_kit import open_test_site, sync_settings
+from exporter.sync import Syncer
+from model.archive.sample import SampleWriter
+from model.export.locks import LockHeld, SyncLocks
+from model.export.queue import ExportQueue
+from model.export.targets import Targets
+from model.store import schema
 
 REPO = Path(__file__).parents[2]
 PASSWORD = "Tr0ub4dor-never-printed"

@@ -8,11 +8,11 @@ import re
 
 import requests
 
+from tests.exporter.test_replication import FAST, add_target, fill, sync
+from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
 from model.protocol.entities import Meta
 from model.site import open_site
 from skyrelay import config as config_module
-from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
-from tests.exporter.test_replication import FAST, add_target, fill, sync
 
 
 def trace_of(result) -> str:

@@ -11,21 +11,21 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
+from tests.site_kit import open_test_site, sync_settings
+from tests.tcp_proxy import TcpProxy
+from exporter.protocol_v2 import Complete
 from exporter.sync import Syncer
 from exporter.sync_v2 import BatchDriver
-from exporter.protocol_v2 import Complete
 from exporter.transport import Transport
-from model.export.queue import ExportQueue
-from model.export.upload_urls import UploadUrls
-from model.store import schema
 from model.archive.sample import SampleWriter
-from model.site import open_site
-from tests.site_kit import open_test_site, sync_settings
+from model.export.queue import ExportQueue
 from model.export.targets import Targets
+from model.export.upload_urls import UploadUrls
+from model.site import open_site
+from model.store import schema
 from skyrelay import config as config_module
 from skyrelay.demo import verify
-from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 USERS = {"exporter": ["import", "user"]}

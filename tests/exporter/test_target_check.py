@@ -5,9 +5,9 @@ import socket
 
 import pytest
 
+from tests.misbehaving import Server, always, json_answer, self_signed_cert
 from exporter.check import check_target
 from model.export.targets import Filter, Secret, Target
-from tests.misbehaving import Server, always, json_answer, self_signed_cert
 
 
 def target(url: str, ca_bundle=None) -> Target:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.misbehaving import Server, always, json_answer, self_signed_cert, slow
 from exporter import errors
 from exporter.transport import Transport
-from tests.misbehaving import Server, always, json_answer, self_signed_cert, slow
 
 TRACE = "0123456789abcdef0123456789abcdef"
 

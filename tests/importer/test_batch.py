@@ -5,11 +5,11 @@ import copy
 
 import pytest
 
-from importer.app import create_app
-from importer.routes.batch import SentBefore, parse_batch
-from importer.entity_cache import EntityCache
 from tests.importer_fixtures import (SETTINGS, event_json, file_json, http,  # noqa: F401
                                      md5_of, new_id, scene, site_config, status_json)
+from importer.app import create_app
+from importer.entity_cache import EntityCache
+from importer.routes.batch import SentBefore, parse_batch
 
 BATCH = "/import/batch"
 

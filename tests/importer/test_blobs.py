@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from importer.multipart import MAX_HEADER_BYTES, READ_SIZE, MultipartError, iter_parts
 from tests.v2_helpers import (basic, importer_client, make_config, md5_hex,  # noqa: F401
                               multipart, new_id)
+from importer.multipart import MAX_HEADER_BYTES, READ_SIZE, MultipartError, iter_parts
 
 URL = "/import/blobs"
 

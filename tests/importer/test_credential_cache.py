@@ -4,8 +4,8 @@ together with the same pair wait for one scrypt check instead of making one each
 import threading
 
 from importer.auth import CredentialCache
-from model.store.database import Database
 from model.ops.users import Users
+from model.store.database import Database
 
 
 class CountingUsers(Users):

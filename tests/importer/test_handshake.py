@@ -2,10 +2,10 @@
 
 import pytest
 
+from tests.importer_fixtures import event_json, file_json, status_json
 from importer.handshake import (COMPLETE, CONTINUE, FAILED, NEED_FILE_DATA, NEED_STATUS,
                                 STORE, Answer, Held, decide)
 from model.protocol.entities import Event, FileRecord, Status, content_hash
-from tests.importer_fixtures import event_json, file_json, status_json
 
 STATUS = Status.from_json(status_json())
 FILES = [file_json(STATUS.status_id, data) for data in (b"one", b"two", b"three")]

@@ -7,6 +7,8 @@ import json
 import pytest
 from flask import Flask
 
+from tests.importer_fixtures import SETTINGS, file_json, md5_of, new_id, scene, status_json
+from tests.v2_helpers import importer_client, md5_b64, tus, tus_metadata  # noqa: F401
 from importer.errors import register_error_handlers
 from model.export.targets import DuplicateTarget, TargetError, UnknownTarget
 from model.ops.users import NoSuchUser, UserError, UserExists
@@ -16,8 +18,6 @@ from model.store.blobs import TooLarge
 from model.store.database import DatabaseBusy
 from model.uploads.resumable import (ChecksumMismatch, ChunkTooLong, OffsetMismatch, UploadBusy,
                                      UploadGone, UploadNotFound, WholeFileMismatch)
-from tests.importer_fixtures import SETTINGS, file_json, md5_of, new_id, scene, status_json
-from tests.v2_helpers import importer_client, md5_b64, tus, tus_metadata  # noqa: F401
 
 MAX_BODY = SETTINGS["importer.max_body_bytes"]
 MAX_FILE = SETTINGS["importer.max_file_bytes"]

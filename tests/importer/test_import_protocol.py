@@ -3,9 +3,9 @@ around them, over Flask's test client (SQLite, PostgreSQL) and the served progra
 
 import logging
 
-from model.protocol.entities import content_hash
 from tests.importer_fixtures import (event_json, file_json, md5_of, new_id, scene,
                                      status_json)
+from model.protocol.entities import content_hash
 
 
 def _complete(http, s) -> None:

@@ -4,8 +4,8 @@ Run on PostgreSQL too, where transactions do not serialise the way SQLite's do."
 
 import threading
 
-from importer.app import create_app
 from tests.importer_fixtures import site_config, USERS, md5_of, password_of, scene
+from importer.app import create_app
 
 THREADS = 8
 ROUNDS = 5

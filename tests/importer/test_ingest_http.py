@@ -6,11 +6,11 @@ import time
 import pytest
 import requests
 
-from exporter.bundle_writer import write_bundle
-from model.archive.selection import Selection
-from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
 from tests.live_importer import PASSWORD, config_for, serving
+from tests.site_kit import open_test_site
+from exporter.bundle_writer import write_bundle
+from model.archive.selection import Selection
 
 TIMEOUT = 10
 JOB_KEYS = ["job_id", "state", "task", "task_percent", "created", "updated", "exception",

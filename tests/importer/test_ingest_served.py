@@ -8,11 +8,11 @@ import time
 
 import requests
 
-from exporter.bundle_writer import write_bundle
-from model.archive.selection import Selection
-from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
 from tests.server import Server
+from tests.site_kit import open_test_site
+from exporter.bundle_writer import write_bundle
+from model.archive.selection import Selection
 
 TIMEOUT = 10
 

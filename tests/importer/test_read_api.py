@@ -3,11 +3,11 @@ with ETag and Range; over every transport."""
 
 import pytest
 
-from importer.app import create_app
-from model.protocol.entities import Event, Status
+from tests.importer.test_import_errors import assert_error
 from tests.importer_fixtures import (site_config, event_json, file_json, md5_of, new_id, password_of,
                                      status_json)
-from tests.importer.test_import_errors import assert_error
+from importer.app import create_app
+from model.protocol.entities import Event, Status
 
 T0 = 1_500_000_000_000
 

@@ -9,11 +9,11 @@ import time
 import pytest
 import requests
 
-from importer.app import create_app
-from model.store.database import Database
-from model.site import Site
 from tests.importer_fixtures import site_config, TIMEOUT, md5_of, password_of, scene
 from tests.server import Server
+from importer.app import create_app
+from model.site import Site
+from model.store.database import Database
 
 MAX_STEPS = 50
 

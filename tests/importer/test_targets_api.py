@@ -10,8 +10,8 @@ from werkzeug.serving import make_server
 
 from importer.app import create_app
 from model.archive.sample import SampleWriter
-from model.site import open_site
 from model.export.targets import Targets
+from model.site import open_site
 from skyrelay import config as config_module
 
 PASSWORD = "api-target-secret-771"

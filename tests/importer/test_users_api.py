@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from tests.importer_fixtures import password_of
 from tests.importer.test_import_errors import assert_error
+from tests.importer_fixtures import password_of
 
 
 def new_name() -> str:

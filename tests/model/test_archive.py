@@ -18,16 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as sa_event, func, select
 
-import model.archive.archive
-import model.archive.cleanup
-import model.archive.rows
-from model.store import schema
-from model.archive.archive import MissingData, MissingStatus, Outcome
-from model.store.blobs import TooLarge
-from model.protocol.entities import Event, FileRecord, Status, content_hash
-from tests.site_kit import open_test_site
 from tests import strategies
 from tests.meteorpi import BODIES, FILE_BYTES
+from tests.site_kit import open_test_site
+import model.archive.archive
+from model.archive.archive import MissingData, MissingStatus, Outcome
+import model.archive.cleanup
+import model.archive.rows
+from model.protocol.entities import Event, FileRecord, Status, content_hash
+from model.store import schema
+from model.store.blobs import TooLarge
 
 STATUS = Status.from_json(BODIES["status"]["status"])
 EVENT = Event.from_json(BODIES["event"]["event"])

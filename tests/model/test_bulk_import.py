@@ -6,11 +6,11 @@ import threading
 import pytest
 from sqlalchemy import insert
 
-from model.store import schema
+from tests.importer_fixtures import event_json, file_json, md5_of, new_id, status_json
+from tests.site_kit import open_test_site
 from model.archive.bulk_import import store_ready
 from model.protocol.entities import Event, FileRecord, Status
-from tests.site_kit import open_test_site
-from tests.importer_fixtures import event_json, file_json, md5_of, new_id, status_json
+from model.store import schema
 
 
 def staged_event(site, status_id, n_files=2, **extra):

@@ -8,14 +8,14 @@ import tarfile
 
 import pytest
 
+from tests import bundle_kit as kit
+from tests.site_kit import open_test_site
 from exporter.bundle_writer import write_bundle
+from model.archive.selection import Selection
 from model.bundles.ingest import IngestLimits
 from model.bundles.jobs import run_ingest_job
 from model.ops.jobs import FAILED, OK, Jobs
-from model.archive.selection import Selection
-from tests.site_kit import open_test_site
 from model.ops.traces import Traces
-from tests import bundle_kit as kit
 
 LIMITS = IngestLimits(max_bundle_bytes=10 * 1024 ** 2, max_metadata_bytes=1024 ** 2,
                       max_file_bytes=1024 ** 2)

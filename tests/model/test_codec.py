@@ -8,9 +8,9 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from model.protocol.entities import (Event, FileRecord, Meta, Status, canonical_json, content_hash)
 from tests import strategies
 from tests.meteorpi import BODIES
+from model.protocol.entities import (Event, FileRecord, Meta, Status, canonical_json, content_hash)
 
 SAMPLES = [(Status, BODIES["status"]["status"]), (FileRecord, BODIES["file"]["file"]),
            (Event, BODIES["event"]["event"])]

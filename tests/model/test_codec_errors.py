@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.protocol.entities import EntityError, Event, FileRecord, Meta, Status
 from tests import strategies
 from tests.meteorpi import BODIES
+from model.protocol.entities import EntityError, Event, FileRecord, Meta, Status
 
 DELETE = object()
 STATUS, FILE, EVENT = (BODIES["status"]["status"], BODIES["file"]["file"],

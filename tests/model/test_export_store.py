@@ -7,16 +7,16 @@ import sys
 import pytest
 from sqlalchemy import select, update
 
-from exporter.retry import RetryPolicy
-from model.store import schema
-from model.store.database import now_ms
-from model.protocol.entities import canonical_json
-from model.export.queue import DONE, FAILED, ExportQueue
-from model.archive.sample import SampleWriter
 from tests.site_kit import open_test_site
+from exporter.retry import RetryPolicy
+from model.archive.sample import SampleWriter
 from model.export.locks import LockHeld, LockLost, SyncLocks
+from model.export.queue import DONE, FAILED, ExportQueue
 from model.export.targets import (DuplicateTarget, MASK, TargetError, Targets, UnknownTarget,
                            make_filter)
+from model.protocol.entities import canonical_json
+from model.store import schema
+from model.store.database import now_ms
 
 PASSWORD = "pa55-word-never-shown"
 

@@ -3,10 +3,10 @@ used to size batches, never encoded again."""
 
 import json
 
+from tests.misbehaving import Server, always, json_answer
 from exporter.protocol_v2 import split_batches
 from exporter.transport import Transport
 from model.protocol.stored_json import StoredJson, json_text
-from tests.misbehaving import Server, always, json_answer
 
 # Sorted keys, no spaces, non-ASCII kept: the archive's canonical form, not json.dumps's.
 TEXT = '{"a":1,"b":[true,null,2.50],"name":"Ångström"}'

@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from model.store.blobs import TooLarge
 from model.protocol.codec import EntityError
+from model.store import schema
+from model.store.blobs import TooLarge
+from model.store.database import now_ms
 from model.uploads.resumable import (ChecksumMismatch, ChunkTooLong, OffsetMismatch, UploadGone,
                            UploadNotFound, Uploads, WholeFileMismatch)
-from model.store.database import now_ms
-from model.store import schema
 from sqlalchemy import update
 
 

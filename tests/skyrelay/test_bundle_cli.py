@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.site_kit import open_test_site
 from tests import bundle_kit as kit
+from tests.site_kit import open_test_site
 
 REPO = Path(__file__).resolve().parents[2]
 

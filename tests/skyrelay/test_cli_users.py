@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from model.store.local_blobs import LocalBlobStore
 from tests.site_kit import open_test_site
+from model.store.local_blobs import LocalBlobStore
 from skyrelay import __version__
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,9 +5,9 @@ commands, a real SQLite site)."""
 import pytest
 from click.testing import CliRunner
 
-from model.export.queue import ExportQueue
-from model.archive.sample import SampleWriter
 from tests.site_kit import open_test_site
+from model.archive.sample import SampleWriter
+from model.export.queue import ExportQueue
 from model.export.targets import Targets
 from skyrelay.cli import cli
 
