@@ -20,7 +20,7 @@ from model.protocol import codec
 from model.protocol.codec import EntityError
 from model.protocol.vocabulary import (CACHED_ENTITY, COMPLETE, CONTINUE, CONTINUE_NOCACHE,
                                        EVENT, FAILED, FILE, NEED_FILE_DATA, NEED_STATUS,
-                                       STATUS, Complete, Failed, body_file_records, state_of)
+                                       STATUS, Complete, Failed, file_records, state_of)
 
 SAME_NEED_LIMIT = 3
 
@@ -62,7 +62,7 @@ class V1Exchange:
         self.entity = entity
         self.entity_id = entity[f"{kind}_id"]
         self.max_steps = max_steps
-        records = body_file_records(kind, entity)
+        records = file_records(kind, entity)
         self._md5_of = {r["file_id"]: r["md5"] for r in records}
         self._status_ids = {entity["status_id"]} | {r["status_id"] for r in records}
         self.steps = 0

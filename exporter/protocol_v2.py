@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from model.protocol.stored_json import json_text
 from model.protocol.vocabulary import (COMPLETE, EVENT, FAILED, FILE, NEED_FILE_DATA,
-                                       NEED_STATUS, Complete, Failed, body_file_records,
+                                       NEED_STATUS, Complete, Failed, file_records,
                                        named_statuses)
 
 SAME_NEED_LIMIT = 3
@@ -71,7 +71,7 @@ class _Entity:
 
 def _file_needs(kind: str, body: dict) -> list[FileNeed]:
     return [FileNeed(r["file_id"], r["md5"], int(r["file_size"]))
-            for r in body_file_records(kind, body)]
+            for r in file_records(kind, body)]
 
 
 class BatchExchange:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping
 
 from model.protocol import codec
 from model.protocol.codec import EntityError
-from model.protocol.vocabulary import EVENT, FILE, STATUS
+from model.protocol.vocabulary import EVENT, FILE, STATUS, file_records
 
 __all__ = ["EntityError", "Meta", "Location", "Orientation", "Status", "FileRecord", "Event",
            "canonical_json", "content_hash"]
@@ -140,7 +140,7 @@ class Status(_Content):
 
     @property
     def file_records(self) -> tuple:
-        return ()
+        return file_records(self.kind, self)
 
     @classmethod
     def from_json(cls, data: Any, field: str = "status") -> "Status":
@@ -200,8 +200,7 @@ class FileRecord(_Content):
 
     @property
     def file_records(self) -> tuple["FileRecord", ...]:
-        """A standalone file record is its own (and only) file record."""
-        return (self,)
+        return file_records(self.kind, self)
 
     @classmethod
     def from_json(cls, data: Any, field: str = "file") -> "FileRecord":
@@ -248,7 +247,7 @@ class Event(_Content):
 
     @property
     def file_records(self) -> tuple[FileRecord, ...]:
-        return self.files
+        return file_records(self.kind, self)
 
     @classmethod
     def from_json(cls, data: Any, field: str = "event") -> "Event":

@@ -8,7 +8,7 @@ state as a string.
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 # Entity kinds: the `type` of a version 1 request, the `type` of a version 2 result, the
 # `domain` of a trace event, the `kind` of an export queue row.
@@ -60,17 +60,17 @@ class Failed:
 Outcome = Complete | Failed
 
 
-def body_file_records(kind: str, body: Mapping) -> list[Mapping]:
-    """The file records of an entity in its JSON form: an event's `files`, or the standalone
-    file record itself (a status has none). `FileRecord.file_records` and
-    `Event.file_records` are the same rule for parsed entities."""
+def file_records(kind: str, entity) -> Sequence:
+    """An entity's file records: an event's files, or the standalone file record itself (a
+    status has none). `entity` is parsed (`model.protocol.entities`) or in its JSON form (a
+    dict, as the exporter sends it): the one rule for both."""
     if kind == EVENT:
-        return list(body.get("files", []))
-    return [body] if kind == FILE else []
+        return entity.get("files", []) if isinstance(entity, dict) else entity.files
+    return (entity,) if kind == FILE else ()
 
 
 def named_statuses(kind: str, body: Mapping) -> list[str]:
     """The statuses an entity's JSON names (its own, then its file records'), once each."""
     return list(dict.fromkeys([body.get("status_id")]
                               + [record.get("status_id")
-                                 for record in body_file_records(kind, body)]))
+                                 for record in file_records(kind, body)]))
