@@ -1,7 +1,8 @@
 """What can go wrong talking to an importer, sorted by what the caller can do about it.
 
 The transport translates every `requests` exception and HTTP error status into one of these,
-once; nothing above it looks at status codes or `requests` exceptions.
+once; nothing above it looks at status codes or `requests` exceptions. What a sync then does
+(whose fault it is, what waits and for how long) is decided in one place, `exporter.retry`.
 
     ExportError
     ├── RetryableError        the remote may be fine later: back off and retry the target

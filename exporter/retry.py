@@ -83,6 +83,10 @@ class RetryPolicy:
     def from_settings(cls, settings: "SyncSettings") -> "RetryPolicy":
         return cls(settings.backoff_base_s, settings.backoff_max_s)
 
+    def entity_retry_at(self, attempts: int, now_ms: int) -> int:
+        """When (ms since the epoch) a failed row is due again."""
+        return now_ms + int(self.entity_wait_s(attempts) * 1000)
+
     def entity_wait_s(self, attempts: int) -> float:
         """Seconds before a failed row is due again, after `attempts` earlier attempts."""
         return min(self.base_s * 2 ** attempts, self.max_s)

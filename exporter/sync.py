@@ -245,7 +245,7 @@ class Syncer:
                 traced.append((item.kind, item.entity_id, outcome))
                 continue
             self.queue.mark_failed(item.id, outcome.reason,
-                                   self.retry.entity_wait_s(item.attempts))
+                                   self.retry.entity_retry_at(item.attempts, now_ms()))
             log.warning("target %s: %s %s failed: %s", target.name, item.kind,
                         item.entity_id, outcome.reason)
             report.failed += 1
@@ -304,7 +304,7 @@ class Syncer:
                 report.sent += 1
         else:
             self.queue.mark_failed(item.id, outcome.reason,
-                                   self.retry.entity_wait_s(item.attempts))
+                                   self.retry.entity_retry_at(item.attempts, now_ms()))
             log.warning("target %s: %s %s failed: %s", target.name, item.kind, item.entity_id,
                         outcome.reason)
             report.failed += 1

@@ -149,9 +149,9 @@ class ExportQueue:
     def mark_done(self, item_id: int, note: str | None = None) -> None:
         self._set(item_id, state=DONE, attempts=_Q.attempts + 1, last_error=note)
 
-    def mark_failed(self, item_id: int, message: str, retry_in_s: float) -> None:
+    def mark_failed(self, item_id: int, message: str, next_attempt_ms: int) -> None:
         self._set(item_id, state=FAILED, attempts=_Q.attempts + 1, last_error=message,
-                  next_attempt_ms=now_ms() + int(retry_in_s * 1000))
+                  next_attempt_ms=next_attempt_ms)
 
     def mark_deferred(self, item_id: int, message: str) -> None:
         """The target, not the entity, failed (unreachable, 5xx, auth): note why, keep state."""

@@ -55,6 +55,13 @@ def test_a_failed_entity_waits_base_doubled_per_attempt_up_to_max(attempts, wait
     assert RetryPolicy(base_s=30, max_s=3600).entity_wait_s(attempts) == wait_s
 
 
+@pytest.mark.parametrize("attempts, now, at", [
+    (0, 1_000_000, 1_030_000), (3, 1_000_000, 1_240_000), (9, 1_000_000, 4_600_000),
+])
+def test_when_a_failed_entity_is_due_again(attempts, now, at):
+    assert RetryPolicy(base_s=30, max_s=3600).entity_retry_at(attempts, now) == at
+
+
 @pytest.mark.parametrize("failures, retry_after_s, wait_s", [
     (1, 0, 10), (2, 0, 20), (3, 0, 40), (4, 0, 60), (9, 0, 60),
     (1, 25, 25),      # the importer asked for longer: its Retry-After wins

@@ -133,7 +133,8 @@ def test_claim_pages_through_the_queue_with_leases(filled):
     queue.release_leases(target.target_id)
     assert len(queue.claim(target.target_id, 0, 10, lease_s=60)) == 8
     queue.mark_done(first[0].id)
-    queue.mark_failed(first[1].id, "importer answered failed: nope", retry_in_s=3600)
+    queue.mark_failed(first[1].id, "importer answered failed: nope",
+                      next_attempt_ms=now_ms() + 3_600_000)
     queue.release_leases(target.target_id)
     assert len(queue.claim(target.target_id, 0, 10, lease_s=60)) == 6     # done and backed-off rows wait
     counts = queue.counts(target.target_id)
