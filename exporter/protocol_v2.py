@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from model.protocol.stored_json import json_text
 from model.protocol.vocabulary import (COMPLETE, EVENT, FAILED, FILE, NEED_FILE_DATA,
-                                       NEED_STATUS, Complete, Failed, file_records,
+                                       NEED_STATUS, Complete, Failed, Outcome, file_records,
                                        named_statuses)
 
 SAME_NEED_LIMIT = 3
@@ -53,7 +53,7 @@ class Supply:
 
 @dataclass(frozen=True)
 class Finished:
-    outcomes: dict             # Key → Complete | Failed, for every entity of the batch
+    outcomes: dict             # Key → Outcome, for every entity of the batch
 
 
 Action = PostBatch | Supply | Finished
@@ -88,7 +88,7 @@ class BatchExchange:
             files = {need.file_id: need for need in _file_needs(kind, body)}
             self._open[(kind, body[f"{kind}_id"])] = _Entity(kind, body, files)
         self.keys = list(self._open)
-        self.outcomes: dict[Key, Complete | Failed] = {}
+        self.outcomes: dict[Key, Outcome] = {}
         self.max_rounds = max_rounds
         self.max_batch = max_batch
         self.rounds = 0

@@ -35,7 +35,7 @@ from model.export.locks import LockHeld, LockLost
 from model.export.queue import QueueItem
 from model.export.targets import Target
 from model.ops.traces import new_trace_id
-from model.protocol.vocabulary import STATUS, Complete, Failed
+from model.protocol.vocabulary import STATUS, Complete, Failed, Outcome
 from model.site import Site
 from model.store.database import now_ms
 
@@ -310,7 +310,7 @@ class Syncer:
             report.failed += 1
 
     def _exchange(self, transport: Transport, item: QueueItem,
-                  tracer: SyncTracer) -> Complete | Failed:
+                  tracer: SyncTracer) -> Outcome:
         exchange = V1Exchange(item.kind, item.body, self.settings.max_steps)
         action = exchange.start()
         while not isinstance(action, (Complete, Failed)):

@@ -17,7 +17,7 @@ from exporter.report import TargetReport
 from model.export.targets import Target
 from model.ops.traces import BUNDLE, CONTINUE, FAILED, FINISHED, OK, TraceEvent, Traces
 from model.protocol.vocabulary import (COMPLETE, CONTINUE as ANSWER_CONTINUE,
-                                       FAILED as ANSWER_FAILED, STATUS, Complete, Failed,
+                                       FAILED as ANSWER_FAILED, STATUS, Complete, Outcome,
                                        answer as answer_body, answer_text, state_of)
 from model.store.database import now_ms
 
@@ -47,11 +47,11 @@ class SyncTracer:
                      errors=[report.problem] if report.problem else [])
 
     def entity(self, kind: str, entity_id: str, started: int,
-               outcome: Complete | Failed) -> None:
+               outcome: Outcome) -> None:
         self._record_many([self._entity_event(kind, entity_id, started, outcome)])
 
     def _entity_event(self, kind: str, entity_id: str, started: int,
-                      outcome: Complete | Failed) -> TraceEvent:
+                      outcome: Outcome) -> TraceEvent:
         if isinstance(outcome, Complete):
             return self._event(kind, entity_id, "held" if outcome.already_present else "send",
                                OK, started, status_body=answer_text(COMPLETE))
@@ -59,7 +59,7 @@ class SyncTracer:
                            status_body=json.dumps(answer_body(ANSWER_FAILED,
                                                               message=outcome.reason)))
 
-    def entities(self, outcomes: list[tuple[str, str, Complete | Failed]],
+    def entities(self, outcomes: list[tuple[str, str, Outcome]],
                  started: int) -> None:
         """A version 2 batch: one event per entity, written in one transaction."""
         self._record_many([self._entity_event(kind, entity_id, started, outcome)

@@ -27,12 +27,12 @@ from exporter.transport import Transport
 from model.archive.archive import Archive
 from model.export.queue import QueueItem
 from model.export.upload_urls import UploadUrls
-from model.protocol.vocabulary import COMPLETE, Complete, Failed, named_statuses, state_of
+from model.protocol.vocabulary import COMPLETE, Failed, Outcome, named_statuses, state_of
 
 
 @dataclass
 class PageOutcome:
-    outcomes: dict[int, Complete | Failed]     # per queue row ID
+    outcomes: dict[int, Outcome]     # per queue row ID
     statuses_sent: list[tuple[str, Any]]       # (status ID, the importer's result)
 
 
