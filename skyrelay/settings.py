@@ -16,6 +16,7 @@ class Setting:
     help: str
     minimum: float | None = None
     choices: tuple[str, ...] | None = None
+    secret: bool = False          # never printed (`skyrelay config` shows it masked)
 
     @property
     def env_var(self) -> str:
@@ -26,8 +27,25 @@ SETTINGS = (
     Setting("site.name", "local", str, "Name of this site, shown in logs and traces."),
     Setting("database.url", "sqlite:///var/skyrelay.db", str,
             "SQLAlchemy URL of the archive database (sqlite:///… or postgresql+psycopg://…)."),
-    Setting("storage.backend", "local", str, "Where blobs live.", choices=("local",)),
-    Setting("storage.path", "var/blobs", str, "Folder of the local blob store."),
+    Setting("storage.backend", "local", str,
+            "Where blobs live: a local folder, or an S3-compatible object store.",
+            choices=("local", "s3")),
+    Setting("storage.path", "var/blobs", str,
+            "Folder of the local blob store; with s3, this host's own temporary files."),
+    Setting("storage.bucket", "", str, "s3: the bucket that holds the blobs (must exist)."),
+    Setting("storage.endpoint_url", "", str,
+            "s3: the object store's URL, e.g. http://127.0.0.1:8333 (empty: AWS)."),
+    Setting("storage.region", "us-east-1", str, "s3: the bucket's region."),
+    Setting("storage.prefix", "", str,
+            "s3: a folder in the bucket for this site's objects, e.g. archive/."),
+    Setting("storage.access_key_id", "", str,
+            "s3: access key (empty: the standard AWS environment variables or files)."),
+    Setting("storage.secret_access_key", "", str,
+            "s3: secret key (empty: the standard AWS environment variables or files).",
+            secret=True),
+    Setting("storage.timeout_s", 30.0, float,
+            "s3: seconds to connect to or wait for an answer from the object store.",
+            minimum=0.1),
     Setting("importer.host", "127.0.0.1", str, "Address `skyrelay serve` binds to."),
     Setting("importer.port", 8800, int, "Port `skyrelay serve` listens on.", minimum=0),
     Setting("importer.url_path", "/import", str, "Path of the import handshake."),

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from model.protocol.errors import Invalid
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DASHED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CAMERA = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 DEFAULT_NAMESPACE = "meteorpi"
@@ -59,6 +60,12 @@ def md5_hex(value: Any, field: str) -> str:
     if isinstance(value, str) and _HEX32.fullmatch(value):
         return value.lower()
     raise EntityError(field, f"expected an MD5 digest as 32 hex digits, got {_show(value)}")
+
+
+def sha256_hex(value: Any, field: str) -> str:
+    if isinstance(value, str) and _HEX64.fullmatch(value):
+        return value.lower()
+    raise EntityError(field, f"expected a SHA-256 digest as 64 hex digits, got {_show(value)}")
 
 
 def camera_id(value: Any, field: str) -> str:

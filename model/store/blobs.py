@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from model.protocol.errors import Invalid, OverLimit
+from model.store import resumable_hash
 
 CHUNK = 1024 * 1024
 
@@ -43,12 +44,26 @@ class TooLarge(OverLimit):
         self.limit = limit
 
 
+class LostBytes(Exception):
+    """A partial holds fewer bytes than its upload's offset says (a store that lost them)."""
+
+
 class Md5Mismatch(Invalid):
     """The bytes' MD5 is not the one expected: some byte is wrong; nothing was kept."""
 
+    digest = "MD5"
+
     def __init__(self, actual: str, expected: str, size: int):
-        super().__init__(f"MD5 of the received bytes is {actual}, expected {expected}")
+        super().__init__(f"{self.digest} of the received bytes is {actual}, expected "
+                         f"{expected}")
         self.actual, self.expected, self.size = actual, expected, size
+
+
+class Sha256Mismatch(Md5Mismatch):
+    """The MD5 was right but the SHA-256 the client announced is not the bytes': nothing was
+    kept (the bytes would have been named by someone else's blob)."""
+
+    digest = "SHA-256"
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,22 @@ class Digests:
     def md5_hex(self) -> str:
         return self._md5.hexdigest()
 
+    @classmethod
+    def resumable(cls) -> "Digests":
+        """Digests whose state can be `saved` and `restored` elsewhere (a resumable upload
+        whose next chunk may go to another host)."""
+        return cls(0, resumable_hash.md5(), resumable_hash.sha256())
+
+    def saved(self) -> bytes:
+        """The state of resumable digests (not the offset: the caller keeps that)."""
+        return self._md5.state() + self.sha256.state()
+
+    @classmethod
+    def restored(cls, offset: int, saved: bytes) -> "Digests":
+        split = len(resumable_hash.md5().state())
+        return cls(offset, resumable_hash.md5(saved[:split]),
+                   resumable_hash.sha256(saved[split:]))
+
     def copy(self) -> "Digests":
         return Digests(self.offset, self._md5.copy(), self.sha256.copy())
 
@@ -181,14 +212,29 @@ ReadInto = Callable[[memoryview], int]
 
 class Partial(ABC):
     """The bytes of one resumable upload so far. The caller holds the upload's lock and
-    knows its offset; bytes past the offset are leftovers of a chunk that was dropped."""
+    knows its offset; bytes past the offset are leftovers of a chunk that was dropped.
+
+    A chunk's bytes count once the caller has recorded the new offset; it does so in a
+    transaction that also takes `record_written(tx)`, so a store that keeps its own ledger
+    of the bytes (an object store's parts) moves in step with the offset."""
 
     @abstractmethod
-    def create(self) -> None:
-        """Start (or start again) with no bytes."""
+    def create(self, length: int, sha256: str | None = None) -> None:
+        """Start (or start again) with no bytes, for an upload of `length` bytes; `sha256`
+        is what the client says the whole file's SHA-256 will be (checked at `seal`)."""
 
     @abstractmethod
     def exists(self) -> bool: ...
+
+    @abstractmethod
+    def digests(self, offset: int) -> Digests:
+        """The digests of the first `offset` bytes (the partial's are restored or hashed
+        again: after a restart, or when the previous chunk went to another process).
+        Raises `LostBytes` if fewer than `offset` bytes are there."""
+
+    def record_written(self, tx) -> None:
+        """Record, in the caller's transaction `tx`, what the last `write_at` wrote (nothing
+        to do where the bytes themselves are the record)."""
 
     @abstractmethod
     def write_at(self, offset: int, readinto: ReadInto, want: int, digests: Digests,
@@ -199,10 +245,6 @@ class Partial(ABC):
 
     @abstractmethod
     def truncate(self, size: int) -> None: ...
-
-    @abstractmethod
-    def blocks(self, size: int) -> Iterator[bytes]:
-        """The first `size` bytes (fewer if the partial lost some), in blocks."""
 
     @abstractmethod
     def seal(self, digests: Digests, expected_md5: str) -> PendingBlob:

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from model.store.blobs import (CHUNK, MD5_LAG, BlobInfo, BlobStore, Digests, Partial,
-                               PendingBlob, ReadInto, TooLarge, chunks_of)
+from model.store.blobs import (CHUNK, MD5_LAG, BlobInfo, BlobStore, Digests, LostBytes,
+                               Partial, PendingBlob, ReadInto, TooLarge, chunks_of)
 from model.store.page_cache import DROP_EVERY, PageDropper, sync_file_system
 
 SMALL_BLOB = 1024 * 1024
@@ -95,6 +95,10 @@ class _LocalPending(PendingBlob):
         except FileNotFoundError:
             pass
 
+    def open(self) -> BinaryIO:
+        """The bytes written, before commit (a store that spools here first reads them)."""
+        return open(self._temp_path, "rb")
+
 
 class LocalPartial(Partial):
     """A resumable upload's bytes in `uploads/<name>.part`."""
@@ -103,7 +107,7 @@ class LocalPartial(Partial):
         self._store = store
         self.path = store.partial_folder / f"{name}{PARTIAL_SUFFIX}"
 
-    def create(self) -> None:
+    def create(self, length: int, sha256: str | None = None) -> None:
         with open(self.path, "wb"):
             pass
 
@@ -137,12 +141,17 @@ class LocalPartial(Partial):
         with open(self.path, "r+b") as handle:
             handle.truncate(size)
 
-    def blocks(self, size: int) -> Iterator[bytes]:
-        with open(self.path, "rb") as partial:
-            left = size
-            while left > 0 and (block := partial.read(min(CHUNK, left))):
-                left -= len(block)
-                yield block
+    def digests(self, offset: int) -> Digests:
+        """Hashed again from the file: hashlib's states cannot be saved, and reading back a
+        local file is cheap next to receiving it."""
+        digests = Digests()
+        with open(self.path, "rb") as partial, digests.md5_behind():
+            while digests.offset < offset:
+                block = partial.read(min(CHUNK, offset - digests.offset))
+                if not block:
+                    raise LostBytes(f"{self.path} holds {digests.offset} of {offset} bytes")
+                digests.update(block)
+        return digests
 
     def seal(self, digests: Digests, expected_md5: str) -> PendingBlob:
         info = digests.checked(expected_md5)

@@ -5,8 +5,8 @@ exporter send, byte for byte, so a multi-hop copy hashes the same on every site.
 columns are there to be searched.
 """
 
-from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text, Float, UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, Table, Text, Float, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -213,6 +213,7 @@ uploads = Table(
     Column("upload_length", BigInteger, nullable=False),
     Column("received_bytes", BigInteger, nullable=False),  # tus Upload-Offset
     Column("metadata", Text, nullable=False),             # Upload-Metadata as sent, echoed on HEAD
+    Column("sha256", String(64)),                         # announced by the client, or NULL
     Column("complete", Integer, nullable=False),          # 1 once the bytes are staged
     Column("created_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
@@ -228,4 +229,33 @@ outgoing_uploads = Table(
     Column("md5", String(32), primary_key=True),
     Column("url", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+# A resumable upload on an object store: its bytes go into an S3 multipart upload, and this
+# ledger is the truth about them (never the store's own ListParts), so any host can take the
+# next chunk. `received_bytes` counts the parts and the tail: bytes after the last part, too
+# few for a part of their own (S3's minimum), kept as a temporary object until more arrive.
+# `digests` is the running MD5 and SHA-256 of those bytes (model.store.resumable_hash).
+multipart_uploads = Table(
+    "multipart_uploads", metadata,
+    Column("upload_id", ID(), primary_key=True),
+    Column("object_key", Text, nullable=False),           # where the multipart upload goes
+    Column("multipart_id", Text, nullable=False),         # the store's UploadId
+    Column("length", BigInteger, nullable=False),         # the whole upload's
+    Column("part_bytes", BigInteger, nullable=False),     # size of every part but the last
+    Column("received_bytes", BigInteger, nullable=False),
+    Column("tail_key", Text),                             # NULL: no tail
+    Column("tail_bytes", BigInteger, nullable=False),
+    Column("digests", LargeBinary, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+multipart_parts = Table(
+    "multipart_parts", metadata,
+    Column("upload_id", ID(), ForeignKey("multipart_uploads.upload_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("md5", String(32), nullable=False),
 )

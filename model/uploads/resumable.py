@@ -16,17 +16,13 @@ it matches do the bytes become a blob (in a local store a rename, not a copy) st
 offset 0: some byte is wrong and nobody can tell which.
 """
 
-import errno
-import fcntl
 import hashlib
-import os
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from cachetools import LRUCache
 from sqlalchemy import delete, insert, select, update
@@ -35,8 +31,9 @@ from model.archive.archive import Archive
 from model.protocol import codec
 from model.protocol.errors import Busy, Conflict, NotFound, OverLimit, SkyrelayError
 from model.store import schema
-from model.store.blobs import Digests, Md5Mismatch, Partial, TooLarge
+from model.store.blobs import Digests, LostBytes, Md5Mismatch, Partial, TooLarge
 from model.store.database import Database, now_ms
+from model.uploads.upload_lock import UploadLocks
 
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1}  # tus requires sha1; we add md5
 
@@ -86,66 +83,50 @@ class Upload:
     metadata: str
     complete: bool
     expires_ms: int
+    sha256: str | None = None
 
 
 def _row_to_upload(row) -> Upload:
     return Upload(row.upload_id, row.owner, row.file_id, row.md5, row.upload_length,
-                  row.received_bytes, row.metadata, bool(row.complete), row.expires_ms)
+                  row.received_bytes, row.metadata, bool(row.complete), row.expires_ms,
+                  row.sha256)
 
 
 class Uploads:
-    def __init__(self, database: Database, archive: Archive, lock_folder: str | os.PathLike,
+    def __init__(self, database: Database, archive: Archive, lock_folder: str | Path,
                  ttl_s: float, max_bytes: int, busy_wait_s: float = 10.0):
         """The bytes go to the archive's blob store; `lock_folder` holds the lock files that
-        let one request at a time write to an upload."""
+        let one request at a time write to an upload (on SQLite)."""
         self.db = database
         self.archive = archive
-        self.folder = Path(lock_folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.locks = UploadLocks(database, lock_folder, lambda: UploadBusy(
+            "another request is writing to this upload"))
         self.ttl_ms = int(ttl_s * 1000)
         self.max_bytes = max_bytes
         self.busy_wait_s = busy_wait_s
         self._digests: LRUCache = LRUCache(maxsize=64)
         self._digests_lock = threading.Lock()
 
-    # -- paths and locks --------------------------------------------------------------------
+    # -- the partial and the lock -----------------------------------------------------------
 
     def partial(self, upload_id: str) -> Partial:
         return self.archive.blobs.partial(upload_id)
 
-    def _lock_path(self, upload_id: str) -> Path:
-        return self.folder / f"{upload_id}.lock"
-
-    @contextmanager
-    def _locked(self, upload_id: str, wait_s: float | None = None) -> Iterator[None]:
-        """One writer per upload, across threads and processes (flock on a lock file). A
-        request still reading a dead connection lets go as soon as it sees the end, so a
-        short wait covers the usual retry; past it the caller gets UploadBusy."""
-        with open(self._lock_path(upload_id), "a+b") as handle:
-            deadline = time.monotonic() + (self.busy_wait_s if wait_s is None else wait_s)
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise UploadBusy("another request is writing to this upload") from exc
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def _locked(self, upload_id: str, wait_s: float | None = None):
+        """One writer per upload (`model.uploads.upload_lock`)."""
+        return self.locks.held(upload_id, self.busy_wait_s if wait_s is None else wait_s)
 
     # -- create, read, end ------------------------------------------------------------------
 
     def create(self, owner: str, file_id: str, md5: str, length: int,
-               metadata: str = "") -> Upload:
-        """Raises model.protocol.codec.EntityError for a bad file ID / MD5 / length, TooLarge past the
-        size limit."""
+               metadata: str = "", sha256: str | None = None) -> Upload:
+        """Raises model.protocol.codec.EntityError for a bad file ID / MD5 / length / SHA-256,
+        TooLarge past the size limit. `sha256`, if the client knows it, lets an object store
+        write the bytes under their final name from the start (and is checked at the end)."""
         file_id = codec.uuid_hex(file_id, "file_id")
         md5 = codec.md5_hex(md5, "md5")
+        if sha256 is not None:
+            sha256 = codec.sha256_hex(sha256, "sha256")
         length = codec.integer(length, "Upload-Length", minimum=0)
         if length > self.max_bytes:
             raise TooLarge(self.max_bytes)
@@ -156,12 +137,13 @@ class Uploads:
                 raise WholeFileMismatch(f"an empty file has the MD5 {exc.actual}, not {md5}") \
                     from None
         upload_id = uuid.uuid4().hex
-        self.partial(upload_id).create()  # bytes first, then the row that names them
+        self.partial(upload_id).create(length, sha256)  # bytes first, then the row
         created = now_ms()
         with self.db.transaction() as tx:
             tx.execute(insert(schema.uploads).values(
                 upload_id=upload_id, owner=owner, file_id=file_id, md5=md5,
-                upload_length=length, received_bytes=0, metadata=metadata, complete=0,
+                upload_length=length, received_bytes=0, metadata=metadata, sha256=sha256,
+                complete=0,
                 created_ms=created, expires_ms=created + self.ttl_ms))
         upload = self._load(upload_id)
         if length == 0:
@@ -212,9 +194,7 @@ class Uploads:
         for name, mtime in self.archive.blobs.partials():
             if name not in known and mtime < cutoff:
                 self.partial(name).remove()
-        for path in self.folder.glob("*.lock"):
-            if path.stem not in known and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
+        self.locks.remove_strays(known, cutoff)
         return len(expired)
 
     # -- append -----------------------------------------------------------------------------
@@ -274,15 +254,21 @@ class Uploads:
         if received == 0:
             self._keep_digests(upload.upload_id, before)
             return upload
-        upload = self._advance(upload, upload.offset + received)
+        upload = self._advance(upload, upload.offset + received, partial)
         if upload.offset == upload.length:
             return self._finish(upload, after)
         self._keep_digests(upload.upload_id, after)
         return upload
 
-    def _advance(self, upload: Upload, offset: int) -> Upload:
+    def _advance(self, upload: Upload, offset: int, partial: Partial) -> Upload:
+        """The chunk counts: the offset and the partial's own record of it, in one
+        transaction."""
         expires = now_ms() + self.ttl_ms
-        self._set(upload.upload_id, received_bytes=offset, expires_ms=expires)
+        with self.db.transaction() as tx:
+            tx.execute(update(schema.uploads)
+                       .where(schema.uploads.c.upload_id == upload.upload_id)
+                       .values(received_bytes=offset, expires_ms=expires))
+            partial.record_written(tx)
         return replace(upload, offset=offset, expires_ms=expires)
 
     # -- digests ----------------------------------------------------------------------------
@@ -305,14 +291,11 @@ class Uploads:
     def _rehash(self, upload: Upload) -> Digests:
         """Digests of the partial's first `offset` bytes (after a restart, or when the
         previous chunk went to another process)."""
-        digests = Digests()
-        with digests.md5_behind():
-            for block in self.partial(upload.upload_id).blocks(upload.offset):
-                digests.update(block)
-        if digests.offset != upload.offset:  # the partial lost bytes: start over
+        try:
+            return self.partial(upload.upload_id).digests(upload.offset)
+        except LostBytes:                   # the partial lost bytes: start over
             self._reset(upload)
-            raise OffsetMismatch(0, upload.offset)
-        return digests
+            raise OffsetMismatch(0, upload.offset) from None
 
     # -- the last byte ----------------------------------------------------------------------
 
@@ -322,8 +305,8 @@ class Uploads:
         except Md5Mismatch as exc:
             self._reset(upload)
             raise WholeFileMismatch(
-                f"the whole file's MD5 is {exc.actual}, expected {upload.md5}: nothing was "
-                "received and the upload starts again at offset 0") from None
+                f"the whole file's {exc.digest} is {exc.actual}, expected {exc.expected}: "
+                "nothing was received and the upload starts again at offset 0") from None
         staged = self.archive.stage_pending(upload.file_id, upload.md5, pending)
         if not staged.received:   # the same bytes were deleted meanwhile: send them again
             self._reset(upload)
@@ -348,7 +331,7 @@ class Uploads:
         return replace(upload, offset=0)
 
     def _reset(self, upload: Upload) -> None:
-        self.partial(upload.upload_id).create()
+        self.partial(upload.upload_id).create(upload.length, upload.sha256)
         self._set(upload.upload_id, received_bytes=0)
         self._forget_digests(upload.upload_id)
 
@@ -371,4 +354,4 @@ class Uploads:
             tx.execute(delete(schema.uploads).where(schema.uploads.c.upload_id == upload_id))
         self._forget_digests(upload_id)
         self.partial(upload_id).remove()
-        self._lock_path(upload_id).unlink(missing_ok=True)
+        self.locks.forget(upload_id)

@@ -5,7 +5,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from skyrelay.commands.context import pass_context
-from skyrelay.settings import SETTINGS
+from skyrelay.settings import SETTINGS, Setting
 
 
 @click.command("config")
@@ -13,15 +13,18 @@ from skyrelay.settings import SETTINGS
 def show_config(ctx):
     """Show the settings in force and where each can be changed."""
     for setting in SETTINGS:
-        value = _shown(setting.key, ctx.config[setting.key])
+        value = _shown(setting, ctx.config[setting.key])
         changed = "" if value == setting.default else f"  (default {setting.default!r})"
         click.echo(f"{setting.key} = {value!r}{changed}")
         click.echo(f"    {setting.help}  env: {setting.env_var}")
 
 
-def _shown(key: str, value):
-    """Settings as they may be printed: a password inside a database URL is masked."""
-    if key == "database.url":
+def _shown(setting: Setting, value):
+    """Settings as they may be printed: secrets, and a password inside a database URL, are
+    masked."""
+    if setting.secret and value:
+        return "********"
+    if setting.key == "database.url":
         try:
             return make_url(value).render_as_string(hide_password=True)
         except ArgumentError:

@@ -9,6 +9,7 @@ import functools
 import click
 
 from model.site import Site, open_site
+from model.store.object_store import ObjectStoreError
 from skyrelay import config as config_module
 
 
@@ -33,7 +34,10 @@ class Context:
     def site(self) -> Site:
         """The site's storage, with pending migrations applied."""
         if self._site is None:
-            self._site = open_site(self.config)
+            try:
+                self._site = open_site(self.config)
+            except ObjectStoreError as exc:
+                raise click.ClickException(f"object store: {exc}") from exc
         return self._site
 
     def close(self) -> None:

@@ -83,7 +83,7 @@ def test_config_file_named_by_the_environment(tmp_path):
     ("importer: {port: -1}\n", "importer.port", "at least 0"),
     ("importer: {cache_size: 0}\n", "importer.cache_size", "at least 1"),
     ("exporter: {timeout_s: 0}\n", "exporter.timeout_s", "at least 0.001"),
-    ("storage: {backend: s3}\n", "storage.backend", "must be one of local"),
+    ("storage: {backend: nfs}\n", "storage.backend", "must be one of local, s3"),
     ("database: {url: 5}\n", "database.url", "expected str"),
 ])
 def test_a_bad_file_is_refused_naming_the_key(tmp_path, text, key, words):
