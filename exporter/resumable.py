@@ -11,7 +11,6 @@ with sendfile(2) (`exporter.sendfile`), not through this process.
 """
 
 import base64
-import os
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 from urllib.parse import urljoin
@@ -39,11 +38,13 @@ class Resumable:
     chunk_bytes: int
 
     def send(self, file_id: str, md5: str, size: int,
-             open_stream: Callable[[], BinaryIO]) -> None:
+             open_stream: Callable[[], BinaryIO], sha256: str | None = None) -> None:
         """Upload the file until the importer holds all of it. Raises UploadRefused, or a
         RetryableError once the retry policy gives up on a link that makes no progress
-        (`exporter.retry.keep_uploading`; the URL stays remembered for the next run)."""
-        url, offset = self._resume_or_create(file_id, md5, size)
+        (`exporter.retry.keep_uploading`; the URL stays remembered for the next run).
+        `sha256`, announced with the upload, lets an importer on an object store write the
+        bytes under their final name from the first part."""
+        url, offset = self._resume_or_create(file_id, md5, size, sha256)
         stalls = 0
         with open_stream() as stream:
             while offset < size:
@@ -65,7 +66,8 @@ class Resumable:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _resume_or_create(self, file_id: str, md5: str, size: int) -> tuple[str, int]:
+    def _resume_or_create(self, file_id: str, md5: str, size: int,
+                          sha256: str | None) -> tuple[str, int]:
         url = self.urls.get(self.target, file_id, md5)
         if url is not None:
             offset = self._offset(url)
@@ -74,7 +76,7 @@ class Resumable:
             self.urls.forget(self.target, file_id, md5)   # expired or ended by the importer
         response = self.transport.send("POST", self.uploads_url, headers={
             **TUS, "Upload-Length": str(size),
-            "Upload-Metadata": f"file_id {_b64(file_id)},md5 {_b64(md5)}"})
+            "Upload-Metadata": _metadata(file_id=file_id, md5=md5, sha256=sha256)})
         if response.status_code != 201 or "Location" not in response.headers:
             _refused(response, "creating the upload")
         url = urljoin(self.uploads_url, response.headers["Location"])
@@ -105,8 +107,10 @@ class Resumable:
         return _int(response.headers.get("Upload-Offset"), response)
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+def _metadata(**values: str | None) -> str:
+    """tus Upload-Metadata: `key base64(value)` pairs, the values that are not None."""
+    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}"
+                    for key, value in values.items() if value is not None)
 
 
 def _int(value, response) -> int:
@@ -125,7 +129,3 @@ def _refused(response, doing: str):
     text = response.text.strip()[:200]
     raise UploadRefused(f"the importer refused the upload while {doing} "
                         f"({response.status_code}): {text}", response.status_code)
-
-
-def file_size(stream: BinaryIO) -> int:
-    return os.fstat(stream.fileno()).st_size

@@ -133,7 +133,7 @@ class BatchDriver:
         for need in large:
             try:
                 self.resumable.send(need.file_id, need.md5, need.size,
-                                    self._opener(names[need.file_id]))
+                                    self._opener(names[need.file_id]), names[need.file_id])
             except UploadRefused as exc:
                 failures[need.file_id] = str(exc)
         return failures

@@ -7,8 +7,8 @@ or repeats entities when new ones arrive meanwhile, and deep pages cost the same
 
 import base64
 import binascii
+import io
 import json
-import os
 
 from flask import Blueprint, Response, request
 from werkzeug.wsgi import wrap_file
@@ -115,7 +115,8 @@ def data(entity_id: str) -> Response:
     if opened is None:
         raise not_found(f"file {entity_id}")
     handle, record = opened
-    size = os.fstat(handle.fileno()).st_size
+    size = handle.seek(0, io.SEEK_END)   # a local file or an object store's reader
+    handle.seek(0)
     response = Response(wrap_file(request.environ, handle), direct_passthrough=True,
                         content_type=_header_safe(record.mime_type))
     response.content_length = size

@@ -80,7 +80,7 @@ def create():
         raise EntityError("Upload-Metadata", f"must carry {' and '.join(missing)} "
                           "(base64-encoded values)")
     created = _uploads().create(g.user.name, metadata["file_id"], metadata["md5"], length,
-                                raw_metadata)
+                                raw_metadata, metadata.get("sha256"))
     response = make_response("", 201)
     response.headers["Location"] = url_for(".upload", upload_id=created.upload_id,
                                            _external=True)

@@ -157,12 +157,15 @@ class Digests:
     def copy(self) -> "Digests":
         return Digests(self.offset, self._md5.copy(), self.sha256.copy())
 
-    def checked(self, expected_md5: str | None) -> BlobInfo:
-        """What was hashed, if its MD5 is `expected_md5` (None: whatever it is); else
-        Md5Mismatch. The one comparison of received with expected MD5."""
+    def checked(self, expected_md5: str | None, expected_sha256: str | None = None) -> BlobInfo:
+        """What was hashed, if its MD5 is `expected_md5` (None: whatever it is) and its
+        SHA-256 is `expected_sha256` (if the client announced one); else Md5Mismatch or
+        Sha256Mismatch. The one comparison of received with expected digests."""
         info = BlobInfo(self.sha256.hexdigest(), self.md5_hex(), self.offset)
         if expected_md5 is not None and info.md5 != expected_md5:
             raise Md5Mismatch(info.md5, expected_md5, info.size)
+        if expected_sha256 is not None and info.sha256 != expected_sha256:
+            raise Sha256Mismatch(info.sha256, expected_sha256, info.size)
         return info
 
 
@@ -247,9 +250,11 @@ class Partial(ABC):
     def truncate(self, size: int) -> None: ...
 
     @abstractmethod
-    def seal(self, digests: Digests, expected_md5: str) -> PendingBlob:
+    def seal(self, digests: Digests, expected_md5: str,
+             expected_sha256: str | None = None) -> PendingBlob:
         """The complete bytes as a pending blob, if `digests` (of all of them) has the
-        expected MD5 (else Md5Mismatch, and the partial is left as it is)."""
+        expected MD5 and SHA-256 (else Md5Mismatch or Sha256Mismatch, and the partial is left
+        as it is)."""
 
     @abstractmethod
     def remove(self) -> None: ...

@@ -153,8 +153,9 @@ class LocalPartial(Partial):
                 digests.update(block)
         return digests
 
-    def seal(self, digests: Digests, expected_md5: str) -> PendingBlob:
-        info = digests.checked(expected_md5)
+    def seal(self, digests: Digests, expected_md5: str,
+             expected_sha256: str | None = None) -> PendingBlob:
+        info = digests.checked(expected_md5, expected_sha256)
         with open(self.path, "rb+") as handle:
             os.fsync(handle.fileno())
         return _LocalPending(self._store, self.path, info)

@@ -29,8 +29,7 @@ from botocore.exceptions import ClientError
 from sqlalchemy import delete, insert, select, update
 
 from model.store import schema
-from model.store.blobs import (CHUNK, Digests, LostBytes, Partial, PendingBlob, ReadInto,
-                               Sha256Mismatch)
+from model.store.blobs import CHUNK, Digests, LostBytes, Partial, PendingBlob, ReadInto
 from model.store.database import Database, now_ms
 from model.store.object_store import (MAX_PARTS, MIN_PART_BYTES, content_md5, is_missing,
                                       translated_errors)
@@ -241,14 +240,15 @@ class S3Partial(Partial):
         """Forget the last write: the ledger never named its parts or its tail."""
         self._written = None
 
-    def seal(self, digests: Digests, expected_md5: str) -> PendingBlob:
-        info = digests.checked(expected_md5)
+    def seal(self, digests: Digests, expected_md5: str,
+             expected_sha256: str | None = None) -> PendingBlob:
+        """A multipart upload under an announced SHA-256's key is sealed only with that
+        SHA-256 checked: completing it writes that key."""
         entry = self._entry()
-        final_key = self._store.key(info.sha256)
-        if entry.object_key.startswith(self._store.key("")) and entry.object_key != final_key:
-            announced = entry.object_key.rsplit("/", 1)[-1]
-            raise Sha256Mismatch(info.sha256, announced, info.size)
-        return _SealedUpload(self._store, entry, info)
+        if entry.object_key != self._store.staging_key(self.name):
+            expected_sha256 = entry.object_key.rsplit("/", 1)[-1]
+        return _SealedUpload(self._store, entry, digests.checked(expected_md5,
+                                                                 expected_sha256))
 
     def remove(self) -> None:
         """Ledger first, then the store's bytes (an upload's staging object, never a blob)."""

@@ -131,11 +131,11 @@ class Uploads:
         if length > self.max_bytes:
             raise TooLarge(self.max_bytes)
         if length == 0:
-            try:                            # complete at once: the MD5 can be checked now
-                Digests().checked(md5)
+            try:                            # complete at once: the digests can be checked now
+                Digests().checked(md5, sha256)
             except Md5Mismatch as exc:
-                raise WholeFileMismatch(f"an empty file has the MD5 {exc.actual}, not {md5}") \
-                    from None
+                raise WholeFileMismatch(f"an empty file has the {exc.digest} {exc.actual}, "
+                                        f"not {exc.expected}") from None
         upload_id = uuid.uuid4().hex
         self.partial(upload_id).create(length, sha256)  # bytes first, then the row
         created = now_ms()
@@ -301,7 +301,7 @@ class Uploads:
 
     def _finish(self, upload: Upload, digests: Digests) -> Upload:
         try:
-            pending = self.partial(upload.upload_id).seal(digests, upload.md5)
+            pending = self.partial(upload.upload_id).seal(digests, upload.md5, upload.sha256)
         except Md5Mismatch as exc:
             self._reset(upload)
             raise WholeFileMismatch(
