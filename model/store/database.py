@@ -41,7 +41,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # Overflow room for the connections that hold an upload's advisory lock while
+            # a chunk is written (one per importer thread at most).
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -20,6 +20,9 @@ from model.protocol.errors import Busy, SkyrelayError
 # S3's smallest part of a multipart upload (all but the last), and its most parts.
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS = 10_000
+# A store that does not accept a connection within this is down: the request gets its 503
+# now rather than after the (longer) read timeout.
+CONNECT_TIMEOUT_S = 5.0
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
@@ -50,7 +53,7 @@ def connect(settings: Mapping[str, Any]):
     timeout = settings["storage.timeout_s"]
     config = BotoConfig(request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
-                        connect_timeout=timeout, read_timeout=timeout,
+                        connect_timeout=min(timeout, CONNECT_TIMEOUT_S), read_timeout=timeout,
                         retries={"max_attempts": 3, "mode": "standard"},
                         max_pool_connections=32)
     return boto3.session.Session().client(
