@@ -1,21 +1,60 @@
-"""Shared fixtures: a site's storage on SQLite and on a real PostgreSQL server.
+"""Shared fixtures: a site's storage on SQLite and on a real PostgreSQL server, its blobs in
+a local folder or in a real S3 object store (SeaweedFS).
 
 Tests that take `site` run once per database. PostgreSQL tests are skipped on a developer
 machine without PostgreSQL, but fail loudly in CI (CI=true), where .ci/run installs it.
+
+A module marked `blob_backends` runs on S3 too (`pytest_generate_tests` below): each of its
+tests that takes `site` on SQLite and PostgreSQL with a local blob folder, and on PostgreSQL
+with S3 (what a site with several importer hosts runs); one that takes `sqlite_site` with
+either backend; one that takes `http` over a `skyrelay serve` on S3 as well. Not every pair
+of database and backend: that would double those modules for little more coverage.
 """
 
 import os
 
 import pytest
 
+from tests.object_store import ObjectStore
 from tests.pgcluster import Cluster
-from tests.site_kit import open_test_site
+from tests.site_kit import open_test_site, s3_settings
 from model.store.database import Database
 
 IN_CI = os.environ.get("CI") == "true"
 # Fixtures shared by several test modules: `http` (the importer over each transport, made
 # once per session) and `server_factory` (real `skyrelay serve` processes).
 pytest_plugins = ("tests.server", "tests.importer_fixtures")
+
+# (database, blob backend) of a `blob_backends` module's test that takes `site`.
+SITE_COMBINATIONS = (("sqlite", "local"), ("postgresql", "local"), ("postgresql", "s3"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "blob_backends: the module's tests that use a site run "
+                                       "on S3 as well as on the local blob folder")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc):
+    """Parametrize a `blob_backends` test by a mark of its own: pytest then leaves alone the
+    fixtures' own params for the names the mark covers (database_url's two, http's three), so
+    that (database, backend) are chosen as pairs, not as a product. It runs first, before
+    pytest reads the test's parametrize marks."""
+    if metafunc.definition.get_closest_marker("blob_backends") is None:
+        return
+    names = metafunc.fixturenames
+    if "blob_backend" in names and "database_url" in names:
+        metafunc.definition.add_marker(pytest.mark.parametrize(
+            ("database_url", "blob_backend"), SITE_COMBINATIONS, indirect=True,
+            ids=[db if backend == "local" else f"{db}-{backend}"
+                 for db, backend in SITE_COMBINATIONS]))
+    elif "blob_backend" in names:
+        metafunc.definition.add_marker(pytest.mark.parametrize(
+            "blob_backend", ["local", "s3"], indirect=True))
+    if "http" in names:
+        from tests.importer_fixtures import TRANSPORTS, S3_TRANSPORTS
+        metafunc.definition.add_marker(pytest.mark.parametrize(
+            "http", TRANSPORTS + S3_TRANSPORTS, indirect=True))
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +74,22 @@ def pg_cluster():
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def object_store():
+    """One real S3 server (SeaweedFS) for the session; each test takes its own bucket with
+    `object_store.new_bucket()`. Tests that kill or pause a server start their own."""
+    store = ObjectStore()
+    try:
+        store.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means "no S3 server here"
+        store.stop()
+        if IN_CI:
+            pytest.fail(f"SeaweedFS could not be started in CI: {exc}")
+        pytest.skip(f"SeaweedFS not available here: {exc}")
+    yield store
+    store.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """A fresh, migrated, empty archive database of each kind."""
@@ -45,15 +100,38 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def site(database_url, tmp_path):
-    opened = open_test_site(database_url, tmp_path / "blobs")
+def blob_backend(request) -> str:
+    """"local", unless a `blob_backends` module's test is parametrized to "s3"."""
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(object_store) -> str:
+    """The session's one bucket for tests on S3; each test keeps to a prefix of its own."""
+    return object_store.new_bucket()
+
+
+@pytest.fixture
+def blob_settings(blob_backend, request) -> dict:
+    """The settings (by dotted key) that put a test site's blobs on its backend: none for the
+    local folder; for S3, the session's object store, bucket and a fresh prefix."""
+    if blob_backend == "local":
+        return {}
+    return s3_settings(request.getfixturevalue("object_store"),
+                       request.getfixturevalue("s3_bucket"))
+
+
+@pytest.fixture
+def site(database_url, blob_settings, tmp_path):
+    opened = open_test_site(database_url, tmp_path / "blobs", with_settings=blob_settings)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def sqlite_site(tmp_path):
+def sqlite_site(blob_settings, tmp_path):
     """SQLite only: for tests about behaviour that does not depend on the database."""
-    opened = open_test_site(f"sqlite:///{tmp_path}/site.db", tmp_path / "blobs")
+    opened = open_test_site(f"sqlite:///{tmp_path}/site.db", tmp_path / "blobs",
+                            with_settings=blob_settings)
     yield opened
     opened.close()

@@ -49,12 +49,16 @@ class Location:
 def connect(settings: Mapping[str, Any]):
     """A boto3 client from the site's `storage.*` settings. The checksum options keep newer
     boto3 from sending CRC trailers, which S3-compatible servers mishandle; skyrelay checks
-    MD5 itself."""
+    MD5 itself. Past the connect timeout a store counts as down (see translated_errors)."""
     timeout = settings["storage.timeout_s"]
     config = BotoConfig(request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
                         connect_timeout=min(timeout, CONNECT_TIMEOUT_S), read_timeout=timeout,
                         retries={"max_attempts": 3, "mode": "standard"},
+                        # S3-compatible servers on a host name of their own want the bucket
+                        # in the path, not in the host name (AWS chooses for itself).
+                        s3={"addressing_style": "path" if settings["storage.endpoint_url"]
+                            else "auto"},
                         max_pool_connections=32)
     return boto3.session.Session().client(
         "s3", endpoint_url=settings["storage.endpoint_url"] or None,
