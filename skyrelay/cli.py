@@ -11,7 +11,8 @@ import sys
 import click
 
 from skyrelay import __version__, heap
-from skyrelay.commands import bundle, config, demo, gc, job, serve, status, sync, target, users
+from skyrelay.commands import (bundle, config, demo, gc, job, serve, status, storage, sync, target,
+                               users)
 from skyrelay.commands.context import Context
 
 
@@ -27,7 +28,7 @@ def cli(click_context: click.Context, config_path: str | None) -> None:
 
 
 for command in (config.show_config, users.user, gc.gc, serve.serve, target.target, sync.sync,
-                demo.demo, bundle.bundle, job.job, status.status):
+                demo.demo, bundle.bundle, job.job, status.status, storage.storage):
     cli.add_command(command)
 
 
