@@ -178,9 +178,11 @@ def new_trace() -> str:
     return "t" + uuid.uuid4().hex
 
 
-def test_the_documented_haproxy_stanza_is_the_one_tested():
-    """docs/scale-out.md shows the configuration these tests run, with example addresses."""
-    documented = (Path(__file__).parents[2] / "docs/scale-out.md").read_text()
+@pytest.mark.parametrize("page", ["README.md", "docs/scale-out.md"])
+def test_the_documented_haproxy_stanza_is_the_one_tested(page):
+    """The README and docs/scale-out.md show the configuration these tests run, with example
+    addresses."""
+    documented = (Path(__file__).parents[2] / page).read_text()
     tested = haproxy_config("*:8800", ["10.0.0.11:8800", "10.0.0.12:8800"],
                             "/run/haproxy/admin.sock")
     assert f"```\n{tested}```" in documented
