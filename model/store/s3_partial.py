@@ -271,19 +271,25 @@ class _SealedUpload(PendingBlob):
         self._store, self._entry, self.info = store, entry, info
 
     def commit(self) -> None:
+        """Safe to run again after a crash at any step: bytes already under the final key
+        (put there by this upload before the crash, or by another upload of the same bytes)
+        end the work, and the multipart upload is dropped."""
         store, entry = self._store, self._entry
         final_key = store.key(self.info.sha256)
         with translated_errors("complete an upload"):
-            if not entry.parts:
+            if store.object_exists(final_key):
+                _abort(store, entry.object_key, entry.multipart_id)
+            elif not entry.parts:
                 store.client.put_object(Bucket=store.bucket, Key=final_key, Body=b"")
             else:
                 self._complete()
-            if entry.object_key != final_key and entry.parts:
-                store.client.copy({"Bucket": store.bucket, "Key": entry.object_key},
-                                  store.bucket, final_key, Config=store.transfer)
-                store.client.delete_object(Bucket=store.bucket, Key=entry.object_key)
-        store.delete_objects([key for key, _ in store.objects_under(
-            store.tail_prefix(entry.name))])
+                if entry.object_key != final_key:
+                    store.client.copy({"Bucket": store.bucket, "Key": entry.object_key},
+                                      store.bucket, final_key, Config=store.transfer)
+        leftovers = [key for key, _ in store.objects_under(store.tail_prefix(entry.name))]
+        if entry.object_key != final_key:
+            leftovers.append(entry.object_key)
+        store.delete_objects(leftovers)
 
     def _complete(self) -> None:
         store, entry = self._store, self._entry
