@@ -34,8 +34,10 @@ def password_of(user: str) -> str:
 class Server:
     def __init__(self, root: Path, users: Mapping[str, Iterable[str]] | None = None,
                  settings: Mapping[str, Any] | None = None, workers: int = 1,
-                 name: str | None = None):
+                 name: str | None = None, port: int = 0):
+        """`port` 0: a free one, chosen at each start."""
         self.root = Path(root)
+        self.port = port
         self.root.mkdir(parents=True, exist_ok=True)
         self.workers = workers
         self.settings = {"site.name": name or self.root.name,
@@ -45,6 +47,7 @@ class Server:
         # JSON is YAML: no quoting surprises in the config file.
         self.config_path.write_text(json.dumps(config_tree(self.settings), indent=1))
         self.users = dict(users or {})
+        self._added: dict[str, bool] = {}
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
 
@@ -70,6 +73,7 @@ class Server:
         self.cli("user", "add", name, *[f"--role={r}" for r in roles], "--password-stdin",
                  stdin=password_of(name) + "\n")
         self.users[name] = roles
+        self._added[name] = True
         return self.auth(name)
 
     def auth(self, name: str) -> tuple[str, str]:
@@ -83,13 +87,17 @@ class Server:
         return self.url + self.settings.get("importer.url_path", "/import")
 
     def start(self) -> "Server":
+        """Add the users not added yet, then serve. stderr (the access log) is appended to,
+        so a restart keeps what came before."""
         for name, roles in self.users.items():
-            self.add_user(name, roles)
+            if not self._added.get(name):
+                self.add_user(name, roles)
         self.stdout_path, self.stderr_path = self.root / "stdout.log", self.root / "stderr.log"
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
-                serve_command(self.config_path, self.workers), stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=self.root,
-                env=self._env(), start_new_session=True)
+                serve_command(self.config_path, self.workers, self.port), stdout=out,
+                stderr=err, stdin=subprocess.DEVNULL, cwd=self.root, env=self._env(),
+                start_new_session=True)
         try:
             self.url = self._wait_for_address()
             self._wait_until_answering()

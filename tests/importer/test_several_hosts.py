@@ -27,7 +27,6 @@ from model.archive.sample import SampleWriter
 from model.site import open_site
 from skyrelay import config as config_module
 from skyrelay.demo import verify
-from skyrelay.sites import serve_command
 from tests.balancer import Balancer, free_port, haproxy_config, require_haproxy
 from tests.meteorpi import BODIES, FILE_BYTES
 from tests.server import Server, password_of
@@ -52,29 +51,9 @@ class Host(Server):
     balancer's configuration names it. Its users are in the shared database (the fixture
     adds them once), so starting it adds none."""
 
-    def __init__(self, root, port: int, **kwargs):
-        super().__init__(root, **kwargs)
-        self.port = port
-
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def start(self) -> "Host":
-        self.stdout_path, self.stderr_path = self.root / "stdout.log", self.root / "stderr.log"
-        # stderr (the access log) is appended to, so a restart keeps what came before.
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "ab") as err:
-            self.process = subprocess.Popen(
-                serve_command(self.config_path, self.workers, self.port), stdout=out,
-                stderr=err, stdin=subprocess.DEVNULL, cwd=self.root, env=self._env(),
-                start_new_session=True)
-        try:
-            self.url = self._wait_for_address()
-            self._wait_until_answering()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def kill(self) -> None:
         """SIGKILL to gunicorn's master and workers at once: a crash (the kernel still
@@ -147,7 +126,7 @@ def central(tmp_path_factory, pg_cluster, object_store):
     bucket = object_store.new_bucket()
     shared = {"database.url": database_url, "storage.path": "tmp",
               **object_store.settings(bucket, PREFIX)}
-    hosts = [Host(root / name, free_port(), name=name, settings=shared)
+    hosts = [Host(root / name, name=name, settings=shared, port=free_port())
              for name in ("host1", "host2")]
     site = hosts[0].open_site()              # the users are in the shared database
     try:
