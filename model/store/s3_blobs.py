@@ -34,6 +34,7 @@ from model.store.s3_partial import PartLedger, S3Partial
 PART_BYTES = 16 * 1024 * 1024
 PARALLEL_PARTS = 4
 SYNC_THREADS = 8
+PART_SENDERS = 16
 
 
 class _S3Pending(PendingBlob):
@@ -118,6 +119,9 @@ class S3BlobStore(BlobStore):
         self.transfer = TransferConfig(multipart_threshold=PART_BYTES,
                                        multipart_chunksize=PART_BYTES,
                                        max_concurrency=PARALLEL_PARTS)
+        # The threads that send resumable uploads' parts, shared by every upload of the
+        # process (model.store.s3_partial).
+        self.part_senders = ThreadPoolExecutor(PART_SENDERS, thread_name_prefix="skyrelay-part")
         self._unsent: set[_S3Pending] = set()
         self._unsent_lock = threading.Lock()
 

@@ -22,7 +22,8 @@ a staging key and the commit copies it to the final key inside the store.
 import hashlib
 import secrets
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from botocore.exceptions import ClientError
@@ -34,7 +35,8 @@ from model.store.database import Database, now_ms
 from model.store.object_store import (MAX_PARTS, MIN_PART_BYTES, content_md5, is_missing,
                                       translated_errors)
 
-SMALLEST_PART = 16 * 1024 * 1024
+SMALLEST_PART = 8 * 1024 * 1024
+PARTS_IN_FLIGHT = 3
 
 
 def part_bytes_for(length: int) -> int:
@@ -308,30 +310,30 @@ class _SealedUpload(PendingBlob):
 
 
 class _PartWriter:
-    """Cuts a chunk into parts: one part sent (on a helper thread) while the next fills, two
-    buffers in turn. Each part's own MD5 goes with it, so the store checks the transfer."""
+    """Cuts a chunk into parts and sends PARTS_IN_FLIGHT of them at once (the store answers a
+    part in a third of a second or so: one at a time, the link would idle while it thinks),
+    on the store's shared sender threads, from PARTS_IN_FLIGHT + 1 buffers reused in turn.
+    Each part's own MD5 goes with it as Content-MD5, so the store checks that transfer."""
 
     def __init__(self, store, entry: LedgerEntry):
         self._store, self._entry = store, entry
         self._size = entry.part_bytes
-        self._buffers = [bytearray(self._size), bytearray(self._size)]
-        self._turn, self._fill = 0, 0
+        self._free = [bytearray(self._size) for _ in range(PARTS_IN_FLIGHT + 1)]
+        self._current, self._fill = self._free.pop(), 0
         self._next_number = len(entry.parts) + 1
-        self._sending: Future | None = None
-        self._sender = ThreadPoolExecutor(1, thread_name_prefix="skyrelay-part")
+        self._sending: deque[tuple[Future, bytearray]] = deque()
         self.parts: list[Part] = []
 
     def add(self, data: bytes) -> None:
         """Bytes already counted (the tail) at the start of the first part."""
-        self._buffers[self._turn][:len(data)] = data
+        self._current[:len(data)] = data
         self._fill = len(data)
 
     def fill_from(self, readinto: ReadInto, want: int, digests: Digests, chunk_hash) -> int:
         received = 0
         while received < want:
-            buffer = memoryview(self._buffers[self._turn])
-            view = buffer[self._fill:min(self._size, self._fill + CHUNK,
-                                         self._fill + want - received)]
+            view = memoryview(self._current)[self._fill:min(
+                self._size, self._fill + CHUNK, self._fill + want - received)]
             got = readinto(view)
             if not got:
                 break
@@ -345,14 +347,14 @@ class _PartWriter:
         return received
 
     def _send_current(self, size: int | None = None) -> None:
-        self._wait()
-        data = self._buffers[self._turn]
-        if size is not None:
-            data = bytes(memoryview(data)[:size])
-        self._sending = self._sender.submit(self._send, self._next_number, data)
+        buffer = self._current
+        data = buffer if size is None else bytes(memoryview(buffer)[:size])
+        self._sending.append((self._store.part_senders.submit(
+            self._send, self._next_number, data), buffer))
         self._next_number += 1
-        self._turn ^= 1
-        self._fill = 0
+        if not self._free:
+            self._wait_oldest()
+        self._current, self._fill = self._free.pop(), 0
 
     def _send(self, number: int, data) -> Part:
         md5 = hashlib.md5(data)
@@ -360,25 +362,32 @@ class _PartWriter:
         with translated_errors("store an upload's part"):
             answer = store.client.upload_part(
                 Bucket=store.bucket, Key=entry.object_key, UploadId=entry.multipart_id,
-                PartNumber=number, Body=data,
-                ContentMD5=content_md5(md5.digest()))
+                PartNumber=number, Body=data, ContentMD5=content_md5(md5.digest()))
         return Part(number, len(data), answer["ETag"], md5.hexdigest())
 
-    def _wait(self) -> None:
-        if self._sending is not None:
-            sending, self._sending = self._sending, None
-            self.parts.append(sending.result())
+    def _wait_oldest(self) -> None:
+        sending, buffer = self._sending.popleft()
+        self._free.append(buffer)
+        self.parts.append(sending.result())
 
     def finish(self, final: bool) -> tuple[Part, ...]:
         """Send what is left as a part of its own if this is the file's end or it is large
-        enough; else it stays for `leftover` (a tail)."""
+        enough (else it stays for `leftover`, a tail); the parts sent, once all are in."""
         if self._fill and (final or self._fill >= MIN_PART_BYTES):
             self._send_current(self._fill)
-        self._wait()
-        return tuple(self.parts)
+        self.close()
+        return tuple(sorted(self.parts, key=lambda part: part.number))
 
     def leftover(self) -> bytes:
-        return bytes(memoryview(self._buffers[self._turn])[:self._fill])
+        return bytes(memoryview(self._current)[:self._fill])
 
     def close(self) -> None:
-        self._sender.shutdown(wait=True)
+        """Wait for every part in flight (the first failure is raised, once all ended)."""
+        failure = None
+        while self._sending:
+            try:
+                self._wait_oldest()
+            except BaseException as exc:          # noqa: BLE001 - raised below, after the rest
+                failure = failure or exc
+        if failure is not None:
+            raise failure
