@@ -154,10 +154,11 @@ class Archive(ArchiveCleanup):
         if not entries:
             return []
         with self.db.transaction() as tx:
-            kept = []
-            for _, _, info in entries:
-                lock_blob(tx, info.sha256)
-                kept.append(self.blobs.exists(info.sha256))
+            shas = sorted({info.sha256 for _, _, info in entries})  # one lock order: no deadlock
+            for sha in shas:
+                lock_blob(tx, sha)
+            present = self.blobs.existing(shas)
+            kept = [info.sha256 in present for _, _, info in entries]
             created = now_ms()
             live = [entry for entry, ok in zip(entries, kept) if ok]
             blobs = {info.sha256: {"sha256": info.sha256, "md5": info.md5, "size": info.size,

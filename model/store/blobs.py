@@ -288,6 +288,11 @@ class BlobStore(ABC):
     @abstractmethod
     def exists(self, sha256: str) -> bool: ...
 
+    def existing(self, shas: Iterable[str]) -> set[str]:
+        """Those of `shas` that are blobs (a store whose every lookup is a round trip asks
+        for several at once)."""
+        return {sha for sha in shas if self.exists(sha)}
+
     @abstractmethod
     def delete(self, sha256: str) -> None: ...
 

@@ -33,7 +33,7 @@ from model.store.s3_partial import PartLedger, S3Partial
 # too); larger ones in parts of this size, PARALLEL_PARTS at a time.
 PART_BYTES = 16 * 1024 * 1024
 PARALLEL_PARTS = 4
-SYNC_THREADS = 8
+REQUEST_THREADS = 8
 PART_SENDERS = 16
 
 
@@ -119,8 +119,10 @@ class S3BlobStore(BlobStore):
         self.transfer = TransferConfig(multipart_threshold=PART_BYTES,
                                        multipart_chunksize=PART_BYTES,
                                        max_concurrency=PARALLEL_PARTS)
-        # The threads that send resumable uploads' parts, shared by every upload of the
-        # process (model.store.s3_partial).
+        # Threads shared by every request of the process: for many small requests to the
+        # store at once (blobs sent by `sync`, lookups), and for resumable uploads' parts
+        # (model.store.s3_partial). Apart, so that neither waits behind the other.
+        self.requests = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="skyrelay-s3")
         self.part_senders = ThreadPoolExecutor(PART_SENDERS, thread_name_prefix="skyrelay-part")
         self._unsent: set[_S3Pending] = set()
         self._unsent_lock = threading.Lock()
@@ -163,15 +165,14 @@ class S3BlobStore(BlobStore):
             self._unsent.discard(pending)
 
     def sync(self) -> None:
-        """Send every blob written without `durable` so far, several at a time."""
+        """Send every blob written without `durable` so far, REQUEST_THREADS at a time."""
         with self._unsent_lock:
             unsent, self._unsent = list(self._unsent), set()
         if len(unsent) <= 1:
             for pending in unsent:
                 pending.send()
             return
-        with ThreadPoolExecutor(min(SYNC_THREADS, len(unsent))) as pool:
-            list(pool.map(_S3Pending.send, unsent))
+        list(self.requests.map(_S3Pending.send, unsent))
 
     # -- resumable uploads ------------------------------------------------------------------
 
@@ -197,6 +198,12 @@ class S3BlobStore(BlobStore):
 
     def exists(self, sha256: str) -> bool:
         return self.object_exists(self.key(sha256))
+
+    def existing(self, shas: Iterable[str]) -> set[str]:
+        shas = list(shas)
+        if len(shas) <= 1:
+            return super().existing(shas)
+        return {sha for sha, found in zip(shas, self.requests.map(self.exists, shas)) if found}
 
     def object_exists(self, key: str) -> bool:
         try:
