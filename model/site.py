@@ -22,6 +22,7 @@ from model.ops.users import Users
 from model.store.blobs import BlobStore
 from model.store.database import Database
 from model.store import object_store, s3_blobs
+from model.store.object_store import ObjectStoreError
 from model.store.local_blobs import LocalBlobStore
 from model.uploads.resumable import Uploads
 
@@ -91,9 +92,13 @@ def open_site(config, migrate: bool = True) -> Site:
     """The site a `skyrelay.config.Config` describes (anything with `database_url`,
     `storage_path` and `[key]`), its pending migrations applied unless `migrate` is False.
     Raises `ObjectStoreError`, naming the setting, when the object store cannot be used."""
-    if config["storage.backend"] == "s3":
-        object_store.check(object_store.connect(config), config)
     site = Site(Database(config.database_url), config.storage_path, config)
+    if config["storage.backend"] == "s3":
+        try:
+            object_store.check(site.blobs.client, config)
+        except ObjectStoreError:
+            site.close()
+            raise
     if migrate:
         site.database.migrate()
     return site

@@ -43,9 +43,9 @@ SETTINGS = (
     Setting("storage.secret_access_key", "", str,
             "s3: secret key (empty: the standard AWS environment variables or files).",
             secret=True),
-    Setting("storage.timeout_s", 30.0, float,
-            "s3: seconds to connect to or wait for an answer from the object store.",
-            minimum=0.1),
+    Setting("storage.timeout_s", 10.0, float,
+            "s3: seconds to wait for an answer from the object store (tried twice, then the "
+            "request gets 503).", minimum=0.1),
     Setting("importer.host", "127.0.0.1", str, "Address `skyrelay serve` binds to."),
     Setting("importer.port", 8800, int, "Port `skyrelay serve` listens on.", minimum=0),
     Setting("importer.url_path", "/import", str, "Path of the import handshake."),

@@ -4,11 +4,11 @@ a local folder or in a real S3 object store (SeaweedFS).
 Tests that take `site` run once per database. PostgreSQL tests are skipped on a developer
 machine without PostgreSQL, but fail loudly in CI (CI=true), where .ci/run installs it.
 
-A module marked `blob_backends` runs on S3 too (`pytest_generate_tests` below): each of its
-tests that takes `site` on SQLite and PostgreSQL with a local blob folder, and on PostgreSQL
-with S3 (what a site with several importer hosts runs); one that takes `sqlite_site` with
-either backend; one that takes `http` over a `skyrelay serve` on S3 as well. Not every pair
-of database and backend: that would double those modules for little more coverage.
+A test (or module) marked `blob_backends` runs on S3 too (`pytest_generate_tests` below): one
+that takes `site` on SQLite and PostgreSQL with a local blob folder, and on PostgreSQL with S3
+(what a site with several importer hosts runs); one that takes `sqlite_site` with either
+backend; one that takes `http` over a `skyrelay serve` on S3 as well. Not every pair of
+database and backend, and only tests whose blobs matter: that keeps `make test` short.
 """
 
 import os
@@ -25,13 +25,13 @@ IN_CI = os.environ.get("CI") == "true"
 # once per session) and `server_factory` (real `skyrelay serve` processes).
 pytest_plugins = ("tests.server", "tests.importer_fixtures")
 
-# (database, blob backend) of a `blob_backends` module's test that takes `site`.
+# (database, blob backend) of a `blob_backends` test that takes `site`.
 SITE_COMBINATIONS = (("sqlite", "local"), ("postgresql", "local"), ("postgresql", "s3"))
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "blob_backends: the module's tests that use a site run "
-                                       "on S3 as well as on the local blob folder")
+    config.addinivalue_line("markers", "blob_backends: a test that uses a site runs on S3 as "
+                                       "well as on the local blob folder")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -101,7 +101,8 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def blob_backend(request) -> str:
-    """"local", unless a `blob_backends` module's test is parametrized to "s3"."""
+    """Where a test site's blobs are: the local folder, unless a `blob_backends` test is
+    parametrized to "s3"."""
     return getattr(request, "param", "local")
 
 

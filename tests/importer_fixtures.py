@@ -4,6 +4,8 @@ The same protocol tests run through Flask's test client (on SQLite and on Postgr
 against the real program (`skyrelay serve` in a subprocess), so that every answer and every
 error case is shown over real HTTP too. Transports are module-scoped (users and the server
 are made once); tests use fresh random IDs, so they do not see each other's entities.
+A module marked `blob_backends` (tests/conftest.py) also runs over "served-s3": the real
+program with its blobs in the session's S3 object store.
 """
 
 import hashlib
@@ -16,7 +18,7 @@ import pytest
 import requests
 
 from tests.server import Server, password_of
-from tests.site_kit import open_test_site
+from tests.site_kit import open_test_site, s3_settings, temporaries
 from importer.app import create_app
 from skyrelay import config as config_module
 
@@ -26,6 +28,8 @@ SETTINGS = {"importer.max_body_bytes": 64 * 1024, "importer.max_file_bytes": 102
             "importer.cache_size": 64}
 USERS = {"exporter": ["import"], "other": ["import"], "reader": ["user"],
          "admin": ["camera_admin"]}
+TRANSPORTS = ["flask-sqlite", "flask-postgresql", "served"]
+S3_TRANSPORTS = ["served-s3"]
 
 
 # -- entities -------------------------------------------------------------------------------
@@ -154,7 +158,7 @@ class FlaskTransport(Transport):
 
     def temp_files(self) -> list:
         """Files left in the blob store's temporary folder (a failed upload leaves none)."""
-        return list(self.site.archive.blobs.temp_dir.iterdir())
+        return temporaries(self.site.archive.blobs)
 
 
 class ServedTransport(Transport):
@@ -183,16 +187,23 @@ class ServedTransport(Transport):
         return self.server.counts()
 
     def temp_files(self) -> list:
-        return list((self.server.root / "blobs" / "tmp").iterdir())
+        blobs = self.server.root / "blobs"
+        if self.server.settings.get("storage.backend") == "s3":
+            blobs = blobs / "spool"   # an object store's local spool (model.site)
+        return list((blobs / "tmp").iterdir())
 
 
-@pytest.fixture(scope="session", params=["flask-sqlite", "flask-postgresql", "served"])
+@pytest.fixture(scope="session", params=TRANSPORTS)
 def http(request, tmp_path_factory):
     """The importer over one transport, shared by the session's tests (each makes its own
     entities with fresh IDs and compares counts before and after)."""
     tmp_path = tmp_path_factory.mktemp(request.param)
-    if request.param == "served":
-        server = Server(tmp_path, users=USERS, settings=SETTINGS, workers=1)
+    if request.param in ("served", "served-s3"):
+        settings = dict(SETTINGS)
+        if request.param == "served-s3":
+            settings.update(s3_settings(request.getfixturevalue("object_store"),
+                                        request.getfixturevalue("s3_bucket")))
+        server = Server(tmp_path, users=USERS, settings=settings, workers=1)
         with server:
             transport = ServedTransport(server)
             transport.name = request.param

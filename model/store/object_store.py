@@ -7,6 +7,7 @@ which setting to check) or the store's own answer that an object is not there.
 """
 
 import base64
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -54,18 +55,27 @@ def connect(settings: Mapping[str, Any]):
     config = BotoConfig(request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
                         connect_timeout=min(timeout, CONNECT_TIMEOUT_S), read_timeout=timeout,
-                        retries={"max_attempts": 3, "mode": "standard"},
+                        # One retry: a store that does not answer twice within the timeout
+                        # gets the caller its 503 before an exporter's own timeout runs out.
+                        retries={"total_max_attempts": 2, "mode": "standard"},
                         # S3-compatible servers on a host name of their own want the bucket
                         # in the path, not in the host name (AWS chooses for itself).
                         s3={"addressing_style": "path" if settings["storage.endpoint_url"]
                             else "auto"},
                         max_pool_connections=32)
-    return boto3.session.Session().client(
+    return _session().client(
         "s3", endpoint_url=settings["storage.endpoint_url"] or None,
         region_name=settings["storage.region"] or None,
         aws_access_key_id=settings["storage.access_key_id"] or None,
         aws_secret_access_key=settings["storage.secret_access_key"] or None,
         config=config)
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    """One per process: a session loads the service's models once (a few tenths of a
+    second), and its clients are each made for one site's settings."""
+    return boto3.session.Session()
 
 
 def location(settings: Mapping[str, Any]) -> Location:

@@ -239,8 +239,13 @@ class S3Partial(Partial):
             self._written = None
 
     def truncate(self, size: int) -> None:
-        """Forget the last write: the ledger never named its parts or its tail."""
-        self._written = None
+        """Forget the last write: the ledger never named its parts (their numbers are sent
+        again) nor its tail, which goes."""
+        written, self._written = self._written, None
+        if written is not None and written[0].tail_key:
+            entry = self._store.ledger.load(self.name)
+            if entry is None or entry.tail_key != written[0].tail_key:
+                self._store.delete_objects([written[0].tail_key])
 
     def seal(self, digests: Digests, expected_md5: str,
              expected_sha256: str | None = None) -> PendingBlob:

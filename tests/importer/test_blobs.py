@@ -10,6 +10,7 @@ from tests.v2_helpers import (basic, importer_client, make_config, md5_hex,  # n
 from importer.multipart import MAX_HEADER_BYTES, READ_SIZE, MultipartError, iter_parts
 
 URL = "/import/blobs"
+pytestmark = pytest.mark.blob_backends   # the tests that store bytes: local folder and S3
 
 
 def post(client, parts, user="cam"):

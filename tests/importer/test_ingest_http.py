@@ -1,5 +1,6 @@
 """POST /ingest and GET /get_state against a real server: the job moves to done, or to FAILED
-with a readable reason and nothing stored; the trace routes answer in docs/wire.md's shapes."""
+with a readable reason and nothing stored; the trace routes answer in docs/wire.md's shapes.
+Those marked `blob_backends` run with the site's blobs in S3 too."""
 
 import time
 
@@ -8,7 +9,7 @@ import requests
 
 from tests import bundle_kit as kit
 from tests.live_importer import PASSWORD, config_for, serving
-from tests.site_kit import open_test_site
+from tests.site_kit import blob_leftovers, open_test_site
 from exporter.bundle_writer import write_bundle
 from model.archive.selection import Selection
 
@@ -29,11 +30,11 @@ def site_a(tmp_path):
 
 
 @pytest.fixture
-def importer(site, database_url, tmp_path):
+def importer(site, database_url, blob_settings, tmp_path):
     for name, roles in (("sender", ["import"]), ("other", ["import"]), ("reader", ["user"]),
                         ("admin", ["camera_admin"])):
         site.users.add(name, PASSWORD, roles)
-    config = config_for(tmp_path, database_url, tmp_path / "blobs")
+    config = config_for(tmp_path, database_url, tmp_path / "blobs", **blob_settings)
     with serving(config, site) as (url, app):
         yield url
 
@@ -58,6 +59,7 @@ def wait_for_job(url, job_id, user="sender"):
     raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
+@pytest.mark.blob_backends
 def test_round_trip_over_http(site_a, site, importer, tmp_path):
     bundle = tmp_path / "a.tar.gz"
     write_bundle(site_a.archive, str(bundle), Selection(), gzip=True)
@@ -115,18 +117,19 @@ def _bad_metadata(site_a, tmp_path):
     return kit.build_tar(kit.bundle_members(meta, data))
 
 
+@pytest.mark.blob_backends
 @pytest.mark.parametrize("make, reason", [
     (_corrupt, "is corrupt: its MD5 is"), (_bad_metadata, "statuses[0].location.lat"),
     (_dot_dot, "unsafe member '../escape'"), (_truncated, "truncated or corrupt")],
     ids=["corrupt", "bad-metadata", "dot-dot", "truncated"])
 def test_bad_bundles_fail_their_job_and_store_nothing(site_a, site, importer, tmp_path, make,
                                                      reason):
-    before = kit.leftovers(site, tmp_path / "blobs")
+    before = blob_leftovers(site)
     answer = post_bundle(importer, make(site_a, tmp_path))
     assert answer.status_code == 202
     job = wait_for_job(importer, answer.json()["job_id"])
     assert job["state"] == "FAILED" and reason in job["exception"], job
-    assert kit.leftovers(site, tmp_path / "blobs") == before
+    assert blob_leftovers(site) == before
     assert list((tmp_path / "blobs" / "bundles").iterdir()) == []
     trace = requests.get(f"{importer}/status/{job['trace_id']}", auth=auth("reader"),
                          timeout=TIMEOUT).json()

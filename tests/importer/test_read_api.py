@@ -1,15 +1,18 @@
 """The read API of docs/wire.md: listings with filters and cursors, one entity by ID, file bytes
-with ETag and Range; over every transport."""
+with ETag and Range; over every transport, and with the blobs on S3."""
 
 import pytest
 
 from tests.importer.test_import_errors import assert_error
 from tests.importer_fixtures import (site_config, event_json, file_json, md5_of, new_id, password_of,
                                      status_json)
+from tests.site_kit import open_test_site
 from importer.app import create_app
 from model.protocol.entities import Event, Status
 
 T0 = 1_500_000_000_000
+# Every transport, and `skyrelay serve` with its blobs on S3 (ranged reads of objects).
+pytestmark = pytest.mark.blob_backends
 
 
 def _store_event(http, camera: str, event_time: int, n_files: int = 1,
@@ -202,15 +205,25 @@ def test_if_none_match_with_the_md5_gets_304(http, stored_file):
 
 # -- limits (many entities: stored directly, Flask only) ------------------------------------
 
-def test_limit_defaults_to_100_and_is_capped_at_1000(sqlite_site, tmp_path):
+@pytest.fixture
+def listing_site(tmp_path):
+    """SQLite, blobs in a local folder: the listing limits involve no bytes, so this test
+    runs once, not once per blob backend."""
+    opened = open_test_site(f"sqlite:///{tmp_path}/site.db", tmp_path / "blobs")
+    yield opened
+    opened.close()
+
+
+def test_limit_defaults_to_100_and_is_capped_at_1000(listing_site, tmp_path):
+    site = listing_site
     status = Status.from_json(status_json(camera_id="many"))
-    sqlite_site.archive.add_status(status)
+    site.archive.add_status(status)
     for i in range(1001):
-        sqlite_site.archive.import_event(Event.from_json(
+        site.archive.import_event(Event.from_json(
             event_json(status.status_id, camera_id="many", event_time=T0 + i)))
     config = site_config(tmp_path)
-    sqlite_site.users.add("reader", password_of("reader"), ["user"])
-    client = create_app(config, sqlite_site).test_client()
+    site.users.add("reader", password_of("reader"), ["user"])
+    client = create_app(config, site).test_client()
     auth = ("reader", password_of("reader"))
     first = client.get("/api/events", auth=auth).get_json()
     assert len(first["events"]) == 100 and first["next_cursor"]

@@ -1,4 +1,5 @@
-"""`{base}/uploads` over HTTP (Flask test client): tus 1.0.0 headers, statuses and errors.
+"""`{base}/uploads` over HTTP (Flask test client): tus 1.0.0 headers, statuses and errors; those
+marked `blob_backends` with the bytes in a local folder and in S3 multipart uploads.
 
 The stock-client, dropped-connection and restart tests against `skyrelay serve` are in
 test_uploads_served.py.
@@ -45,6 +46,7 @@ def test_options_advertises_tus(importer_client):
     assert "md5" in response.headers["Tus-Checksum-Algorithm"].split(",")
 
 
+@pytest.mark.blob_backends
 def test_create_head_patch_complete(importer_client, sqlite_site):
     data = os.urandom(200_000)
     url, file_id = create(importer_client, data)
@@ -66,6 +68,7 @@ def test_create_head_patch_complete(importer_client, sqlite_site):
     assert offset_of(importer_client, url) == len(data)
 
 
+@pytest.mark.blob_backends
 def test_wrong_offset_gets_409(importer_client):
     data = os.urandom(10_000)
     url, _ = create(importer_client, data)
@@ -77,6 +80,7 @@ def test_wrong_offset_gets_409(importer_client):
     assert offset_of(importer_client, url) == 4000
 
 
+@pytest.mark.blob_backends
 def test_wrong_chunk_checksum_gets_460_and_offset_stays(importer_client, sqlite_site):
     data = os.urandom(50_000)
     url, file_id = create(importer_client, data)
@@ -89,6 +93,7 @@ def test_wrong_chunk_checksum_gets_460_and_offset_stays(importer_client, sqlite_
     assert not sqlite_site.archive.has_data(file_id, md5_hex(data))
 
 
+@pytest.mark.blob_backends
 def test_whole_file_mismatch_gets_460_and_nothing_is_received(importer_client, sqlite_site):
     data = os.urandom(30_000)
     claimed = md5_hex(b"another file")
@@ -110,6 +115,7 @@ def test_another_user_gets_404(importer_client):
     assert offset_of(importer_client, url) == 0
 
 
+@pytest.mark.blob_backends
 def test_terminate(importer_client):
     url, _ = create(importer_client, os.urandom(1000))
     assert importer_client.delete(url, headers=tus()).status_code == 204
@@ -134,6 +140,7 @@ def test_bad_creation(importer_client, sqlite_site, headers, status, words):
     assert not list(sqlite_site.blobs.partials())
 
 
+@pytest.mark.blob_backends
 def test_bad_patches_change_nothing(importer_client):
     data = os.urandom(1000)
     url, _ = create(importer_client, data)
@@ -157,6 +164,7 @@ def test_tus_version_and_auth(importer_client):
         .status_code == 403
 
 
+@pytest.mark.blob_backends
 def test_an_expired_upload_is_gone(importer_client, sqlite_site):
     from sqlalchemy import update
 

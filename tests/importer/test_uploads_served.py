@@ -1,5 +1,10 @@
 """Resumable uploads against the real program (`skyrelay serve` under gunicorn): a stock tus
-client (tuspy), a connection cut halfway by a proxy, and a server restart mid-upload."""
+client (tuspy), a connection cut halfway by a proxy, and a server restart mid-upload.
+
+The tests on the module's server run with the bytes in a local folder and in S3 multipart
+uploads; the restart and the silent client stay on the local folder (a new process going on
+from the S3 part ledger is tests/model/test_s3_store.py's two-host test, and the read timeout
+does not depend on where the bytes go)."""
 
 import hashlib
 import http.client
@@ -15,6 +20,7 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.uploader import Uploader
 
 from tests.server import Server, password_of
+from tests.site_kit import s3_settings
 from tests.tcp_proxy import TcpProxy
 from tests.v2_helpers import md5_hex, new_id, tus_metadata
 
@@ -27,9 +33,16 @@ class Md5Uploader(Uploader):
     CHECKSUM_ALGORITHM_PAIR = ("md5", hashlib.md5)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    with Server(tmp_path_factory.mktemp("tus") / "site", users=AUTH_USERS) as server:
+@pytest.fixture(scope="module", params=["local", "s3"])
+def served(request, tmp_path_factory):
+    """One server per blob backend, shared by the module's tests (those that restart or
+    configure a server make their own)."""
+    settings = {}
+    if request.param == "s3":
+        settings = s3_settings(request.getfixturevalue("object_store"),
+                               request.getfixturevalue("s3_bucket"))
+    with Server(tmp_path_factory.mktemp("tus") / "site", users=AUTH_USERS,
+                settings=settings) as server:
         yield server
 
 

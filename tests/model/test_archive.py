@@ -1,5 +1,6 @@
 """The Archive on SQLite and on a real PostgreSQL server (the `site` fixture runs each test on
-both): storing, staging, dedup, deletion order, crash safety, gc, concurrent imports.
+both; a test marked `blob_backends`, one whose blobs matter, also on PostgreSQL with the blobs
+in S3): storing, staging, dedup, deletion order, crash safety, gc, concurrent imports.
 
 Faults are injected at real seams (a statement the database is about to run, the step between
 two real operations); the database and the blob folder stay real.
@@ -20,7 +21,7 @@ from sqlalchemy import event as sa_event, func, select
 
 from tests import strategies
 from tests.meteorpi import BODIES, FILE_BYTES
-from tests.site_kit import open_test_site
+from tests.site_kit import open_test_site, temp_folder
 import model.archive.archive
 from model.archive.archive import MissingData, MissingStatus, Outcome
 import model.archive.cleanup
@@ -77,7 +78,7 @@ def files_on_disk(archive) -> set[str]:
 
 
 def temporaries(archive) -> list:
-    return list(archive.blobs.temp_dir.iterdir())
+    return list(temp_folder(archive.blobs).iterdir())
 
 
 def meta_rows(site) -> int:
@@ -132,6 +133,7 @@ def test_status_resend_is_held_and_other_content_is_a_conflict(site):
 
 # -- staging and importing ------------------------------------------------------------------
 
+@pytest.mark.blob_backends
 def test_stage_and_import_a_standalone_file(site):
     archive = site.archive
     archive.add_status(STATUS)
@@ -152,6 +154,7 @@ def test_stage_and_import_a_standalone_file(site):
     assert archive.import_file(FILE).outcome is Outcome.HELD
 
 
+@pytest.mark.blob_backends
 def test_stage_and_import_an_event(site):
     archive = site.archive
     store_sample_event(archive)
@@ -255,6 +258,7 @@ def test_a_file_records_own_status_must_be_held_too(site):
     assert archive.import_event(event).outcome is Outcome.STORED
 
 
+@pytest.mark.blob_backends
 def test_bytes_with_the_wrong_md5_are_not_kept(site):
     archive = site.archive
     data = FILE_BYTES[FILE.file_id]
@@ -266,6 +270,7 @@ def test_bytes_with_the_wrong_md5_are_not_kept(site):
     assert not archive.has_data(FILE.file_id, "0" * 32)
 
 
+@pytest.mark.blob_backends
 def test_bytes_past_the_limit_are_not_kept(site):
     archive = site.archive
     with pytest.raises(TooLarge):
@@ -274,6 +279,7 @@ def test_bytes_past_the_limit_are_not_kept(site):
     assert nothing_stored(archive) and not temporaries(archive)
 
 
+@pytest.mark.blob_backends
 def test_restaging_the_same_file_keeps_one_staged_row(site):
     archive = site.archive
     stage(archive, FILE)
@@ -283,6 +289,7 @@ def test_restaging_the_same_file_keeps_one_staged_row(site):
 
 # -- dedup and deletion ---------------------------------------------------------------------
 
+@pytest.mark.blob_backends
 def test_identical_bytes_are_stored_once(site):
     archive = site.archive
     store_sample_event(archive)
@@ -298,6 +305,7 @@ def test_identical_bytes_are_stored_once(site):
             assert stream.read() == FILE_BYTES[file_id]
 
 
+@pytest.mark.blob_backends
 def test_delete_removes_rows_then_unreferenced_blobs_only(site):
     archive = site.archive
     store_sample_event(archive)
@@ -321,6 +329,7 @@ def test_delete_removes_rows_then_unreferenced_blobs_only(site):
     assert not archive.delete_event(EVENT.event_id) and not archive.delete_file(FILE.file_id)
 
 
+@pytest.mark.blob_backends
 def test_a_blob_staged_again_while_being_deleted_keeps_its_file(site, monkeypatch):
     """The last record using a blob is deleted; between its row delete and its file removal,
     another request stages the same bytes. The new staged row must not end up pointing at a
@@ -348,6 +357,7 @@ def test_a_blob_staged_again_while_being_deleted_keeps_its_file(site, monkeypatc
         assert stream.read() == FILE_BYTES[other.file_id]
 
 
+@pytest.mark.blob_backends
 def test_bytes_removed_between_their_commit_and_their_rows_are_refused(site, monkeypatch):
     """The other order: the stage commits the file (already there: same bytes), then the
     delete of the last record using it removes the file, then the stage would write its
@@ -385,6 +395,7 @@ def test_bytes_removed_between_their_commit_and_their_rows_are_refused(site, mon
 
 # -- crash safety ---------------------------------------------------------------------------
 
+@pytest.mark.blob_backends
 def test_failure_between_blob_write_and_row_insert_leaves_no_row(site, monkeypatch):
     archive = site.archive
     data = b"bytes whose row never got written"
@@ -406,6 +417,7 @@ def test_failure_between_blob_write_and_row_insert_leaves_no_row(site, monkeypat
     assert not files_on_disk(archive)
 
 
+@pytest.mark.blob_backends
 @pytest.mark.parametrize("statement", ["INSERT INTO META", "DELETE FROM STAGED"])
 def test_failure_in_the_middle_of_an_event_import_leaves_none_of_its_rows(site, statement):
     archive = site.archive
@@ -424,6 +436,7 @@ def test_failure_in_the_middle_of_an_event_import_leaves_none_of_its_rows(site, 
 
 # -- garbage collection ---------------------------------------------------------------------
 
+@pytest.mark.blob_backends
 def test_expired_staged_bytes_are_removed_after_their_ttl_not_before(site, monkeypatch):
     archive = site.archive
     stage(archive, FILE)
@@ -439,6 +452,7 @@ def test_expired_staged_bytes_are_removed_after_their_ttl_not_before(site, monke
     assert nothing_stored(archive)
 
 
+@pytest.mark.blob_backends
 def test_gc_keeps_everything_a_row_uses(site, monkeypatch):
     archive = site.archive
     store_sample_event(archive)
@@ -452,6 +466,7 @@ def test_gc_keeps_everything_a_row_uses(site, monkeypatch):
             assert md5(stream.read()) == record.md5
 
 
+@pytest.mark.blob_backends
 def test_gc_dry_run_changes_nothing_and_reports_what_gc_then_does(site, monkeypatch):
     archive = site.archive
     store_sample_event(archive)
@@ -478,9 +493,11 @@ def test_gc_dry_run_changes_nothing_and_reports_what_gc_then_does(site, monkeypa
     assert archive.get_event(EVENT.event_id) == EVENT
 
 
+@pytest.mark.blob_backends
 def test_gc_removes_stale_temporaries_only(site):
     archive = site.archive
-    stale, fresh = archive.blobs.temp_dir / "incoming-old", archive.blobs.temp_dir / "incoming-new"
+    folder = temp_folder(archive.blobs)
+    stale, fresh = folder / "incoming-old", folder / "incoming-new"
     stale.write_bytes(b"half")
     fresh.write_bytes(b"half")
     os.utime(stale, (0, 0))
@@ -510,9 +527,10 @@ def run_together(*calls):
 
 
 @pytest.fixture
-def second_site(site, database_url):
+def second_site(site, database_url, blob_settings):
     """Another process's view of the same storage (as two gunicorn workers have)."""
-    other = open_test_site(database_url, site.storage_path, migrate=False)
+    other = open_test_site(database_url, site.storage_path, migrate=False,
+                           with_settings=blob_settings)
     yield other
     other.close()
 
@@ -534,6 +552,7 @@ def test_concurrent_import_of_one_event_stores_it_once(site, second_site):
     assert archive.counts()["staged"] == 0
 
 
+@pytest.mark.blob_backends
 def test_concurrent_status_and_staging_of_the_same_thing(site, second_site):
     archive = site.archive
     outcomes = run_together(lambda: archive.add_status(STATUS),

@@ -1,5 +1,6 @@
-"""Bundles in the model, on SQLite and PostgreSQL: a round trip gives identical archives, and
-every bad bundle is refused with a readable reason, storing nothing and leaving nothing."""
+"""Bundles in the model, on SQLite and PostgreSQL (those marked `blob_backends` also with the
+blobs on S3): a round trip gives identical archives, and every bad bundle is refused with a
+readable reason, storing nothing and leaving nothing."""
 
 import io
 import subprocess
@@ -9,7 +10,7 @@ import tarfile
 import pytest
 
 from tests import bundle_kit as kit
-from tests.site_kit import open_test_site
+from tests.site_kit import blob_leftovers, open_test_site
 from exporter.bundle_writer import write_bundle
 from model.archive.selection import Selection
 from model.bundles.ingest import IngestLimits
@@ -33,6 +34,7 @@ def ingest(site, path, trace_id="trace-1", limits=LIMITS):
     return run_ingest_job(site, job, "test", limits)
 
 
+@pytest.mark.blob_backends
 @pytest.mark.parametrize("gzip", [False, True], ids=["tar", "tar.gz"])
 def test_round_trip_gives_identical_archives(site_a, site, tmp_path, gzip):
     status, standalone, events, _ = kit.fill(site_a.archive, events=3)
@@ -57,6 +59,7 @@ def test_round_trip_gives_identical_archives(site_a, site, tmp_path, gzip):
     assert traces.trace_of_file(standalone.file_id) == "trace-1"
 
 
+@pytest.mark.blob_backends
 def test_metadata_after_the_data_and_a_second_ingest(site_a, site, tmp_path):
     status, standalone, events, data = kit.fill(site_a.archive, events=2)
     bundle = tmp_path / "late.tar"
@@ -70,6 +73,7 @@ def test_metadata_after_the_data_and_a_second_ingest(site_a, site, tmp_path):
     assert kit.snapshot(site) == kit.snapshot(site_a)
 
 
+@pytest.mark.blob_backends
 def test_bytes_already_held_may_be_left_out(site_a, site, tmp_path):
     status, standalone, events, data = kit.fill(site_a.archive, events=2)
     kit.fill(site.archive, events=2)  # the same entities and bytes
@@ -130,6 +134,7 @@ BAD_BUNDLES = {
 }
 
 
+@pytest.mark.blob_backends
 @pytest.mark.parametrize("case", list(BAD_BUNDLES))
 def test_a_bad_bundle_is_refused_and_leaves_nothing(site_a, site, tmp_path, case):
     change, extra, expected = BAD_BUNDLES[case]
@@ -138,29 +143,30 @@ def test_a_bad_bundle_is_refused_and_leaves_nothing(site_a, site, tmp_path, case
     members = change(kit.bundle_members(kit.metadata_of(status, standalone, events), data))
     bundle = tmp_path / "bad.tar"
     bundle.write_bytes(kit.build_tar(members, extra=extra))
-    before, snap = kit.leftovers(site, tmp_path / "blobs"), kit.snapshot(site)
+    before, snap = blob_leftovers(site), kit.snapshot(site)
 
     outcome = ingest(site, bundle)
 
     assert outcome.job.state == FAILED and outcome.report is None
     assert expected in outcome.job.exception, outcome.job.exception
-    assert kit.leftovers(site, tmp_path / "blobs") == before
+    assert blob_leftovers(site) == before
     assert kit.snapshot(site) == snap
     summary = Traces(site.database).summary("trace-1")
     assert summary["trace_event_status"] == "FAILED" and summary["done"] is True
 
 
+@pytest.mark.blob_backends
 def test_a_truncated_bundle_is_refused(site_a, site, tmp_path):
     kit.fill(site_a.archive, events=3)
     good = tmp_path / "good.tar.gz"
     write_bundle(site_a.archive, str(good), Selection(), gzip=True)
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(good.read_bytes()[:good.stat().st_size * 2 // 3])
-    before = kit.leftovers(site, tmp_path / "blobs")
+    before = blob_leftovers(site)
     outcome = ingest(site, cut)
     assert outcome.job.state == FAILED
     assert "not a readable tar (truncated or corrupt?)" in outcome.job.exception
-    assert kit.leftovers(site, tmp_path / "blobs") == before
+    assert blob_leftovers(site) == before
 
 
 def test_a_bundle_over_the_size_limit_is_refused(site_a, site, tmp_path):
@@ -174,6 +180,7 @@ def test_a_bundle_over_the_size_limit_is_refused(site_a, site, tmp_path):
     assert site.archive.counts()["events"] == 0
 
 
+@pytest.mark.blob_backends
 def test_refusal_keeps_bytes_someone_else_staged(site_a, site, tmp_path):
     """Bytes staged by a version 1 upload before the bundle came are not the bundle's to
     remove."""

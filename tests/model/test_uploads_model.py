@@ -1,4 +1,5 @@
-"""model.uploads.resumable: resumable upload state on both databases, without HTTP."""
+"""model.uploads.resumable: resumable upload state on both databases and both blob backends
+(a local folder, S3 multipart uploads), without HTTP."""
 
 import hashlib
 import io
@@ -8,6 +9,7 @@ import uuid
 import pytest
 
 from model.protocol.codec import EntityError
+from tests.site_kit import partial_bytes, upload_leftovers
 from model.store import schema
 from model.store.blobs import TooLarge
 from model.store.database import now_ms
@@ -15,6 +17,7 @@ from model.uploads.resumable import (ChecksumMismatch, ChunkTooLong, OffsetMisma
                            UploadNotFound, Uploads, WholeFileMismatch)
 from sqlalchemy import update
 
+pytestmark = pytest.mark.blob_backends
 
 def make_uploads(site, ttl_s=3600, max_bytes=10 ** 9) -> Uploads:
     return Uploads(site.database, site.archive, site.storage_path / "uploads",
@@ -45,7 +48,7 @@ def test_upload_in_chunks_stages_the_bytes(site, data):
     upload = uploads.append("cam", upload.upload_id, cut, reader(data[cut:]), len(data) - cut)
     assert upload.complete and upload.offset == len(data)
     assert site.archive.has_data(file_id, md5_of(data))
-    assert not uploads.partial(upload.upload_id).path.exists()  # moved, not copied
+    assert not upload_leftovers(site.archive.blobs)  # moved, not copied (no part left)
     sha = hashlib.sha256(data).hexdigest()
     with site.archive.blobs.open(sha) as blob:
         assert blob.read() == data
@@ -71,7 +74,7 @@ def test_chunk_checksum_mismatch_drops_the_chunk(sqlite_site, data):
         uploads.append("cam", upload.upload_id, 1000, reader(data[1000:5000]), 4000,
                        ("md5", hashlib.md5(b"other").digest()))
     assert uploads.get("cam", upload.upload_id).offset == 1000
-    assert uploads.partial(upload.upload_id).path.stat().st_size == 1000
+    assert partial_bytes(sqlite_site.archive.blobs, upload.upload_id) == 1000
     # the right chunk then goes on from the same offset, and the whole file arrives intact
     uploads.append("cam", upload.upload_id, 1000, reader(data[1000:]), len(data) - 1000,
                    ("sha1", hashlib.sha1(data[1000:]).digest()))
@@ -136,7 +139,7 @@ def test_terminate_and_expire(sqlite_site, data):
     uploads.terminate("cam", ended.upload_id)
     with pytest.raises(UploadNotFound):
         uploads.get("cam", ended.upload_id)
-    assert not uploads.partial(ended.upload_id).path.exists()
+    assert not uploads.partial(ended.upload_id).exists()
     old = uploads.create("cam", uuid.uuid4().hex, md5_of(data), len(data))
     with sqlite_site.database.transaction() as tx:
         tx.execute(update(schema.uploads).values(expires_ms=now_ms() - 1))
@@ -146,7 +149,7 @@ def test_terminate_and_expire(sqlite_site, data):
     with sqlite_site.database.transaction() as tx:
         tx.execute(update(schema.uploads).values(expires_ms=now_ms() - 1))
     assert uploads.expire() == 1
-    assert not uploads.partial(again.upload_id).path.exists()
+    assert not uploads.partial(again.upload_id).exists()
 
 
 def test_bad_creation_is_refused(sqlite_site):
@@ -163,7 +166,7 @@ def test_bad_creation_is_refused(sqlite_site):
     with pytest.raises(ChunkTooLong):
         uploads.append("cam", upload.upload_id, 0, reader(b"x" * 11))
     assert uploads.get("cam", upload.upload_id).offset == 0
-    assert uploads.partial(upload.upload_id).path.stat().st_size == 0
+    assert partial_bytes(sqlite_site.archive.blobs, upload.upload_id) == 0
 
 
 def test_empty_file_is_complete_at_creation(sqlite_site):
