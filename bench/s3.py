@@ -296,7 +296,9 @@ def main() -> None:
     compile_bytecode()
     root = Path(tempfile.mkdtemp(prefix="skyrelay-bench-s3-",
                                  dir=os.environ.get("BENCH_DIR")))
-    store = ObjectStore().start()
+    # SeaweedFS as a deployment would run it (its own volume growth, 1 GiB volumes), not as
+    # the tests do (one small volume per bucket, which writes one part at a time).
+    store = ObjectStore(volume_mib=1024, volumes_per_bucket=7).start()
     print(f"bench in {root}, SeaweedFS at {store.endpoint_url}, importer workers "
           f"{args.workers}{' --quick' if args.quick else ''}; {load()} at start (the "
           "sync, its importer, SeaweedFS and any other work on this machine share its cores)")

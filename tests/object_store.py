@@ -36,7 +36,7 @@ from botocore.config import Config
 
 START_TIMEOUT = 60
 # Put in -config_dir, which is read before ~/.seaweedfs and /etc/seaweedfs.
-MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\n"
+MASTER_TOML = "[master.volume_growth]\ncopy_1 = {growth}\n"
 PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
               "s3", "s3_grpc")
 
@@ -64,7 +64,11 @@ def free_ports(count: int) -> list[int]:
 class ObjectStore:
     region = "us-east-1"
 
-    def __init__(self):
+    def __init__(self, volume_mib: int = 64, volumes_per_bucket: int = 1):
+        """The defaults suit tests (many buckets, few bytes each). A bucket's writes go to its
+        volumes, one writer per volume at a time: a benchmark wants SeaweedFS's own growth
+        (7 volumes of 1 GiB), so that parts sent at once are written at once."""
+        self.volume_mib, self.volumes_per_bucket = volume_mib, volumes_per_bucket
         self.root = Path(tempfile.mkdtemp(prefix="skyrelay-s3-"))
         self.ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
         self.endpoint_url = f"http://127.0.0.1:{self.ports['s3']}"
@@ -76,7 +80,8 @@ class ObjectStore:
 
     def start(self) -> "ObjectStore":
         (self.root / "data").mkdir(exist_ok=True)
-        (self.root / "master.toml").write_text(MASTER_TOML)
+        (self.root / "master.toml").write_text(MASTER_TOML.format(
+            growth=self.volumes_per_bucket))
         identity = {"identities": [{
             "name": "skyrelay",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
@@ -148,7 +153,7 @@ class ObjectStore:
             "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={port['master']}", f"-master.port.grpc={port['master_grpc']}",
             # Small volumes, many allowed (none preallocated): disk use follows the bytes.
-            "-master.volumeSizeLimitMB=64", "-volume.max=1000",
+            f"-master.volumeSizeLimitMB={self.volume_mib}", "-volume.max=1000",
             # A resumed raft state makes a restarted master wait ~20 s to elect itself.
             "-master.resumeState=false", "-master.telemetry=false",
             f"-volume.port={port['volume']}", f"-volume.port.grpc={port['volume_grpc']}",

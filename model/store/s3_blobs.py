@@ -5,9 +5,9 @@ A stream (a version 1 upload, a part of `/blobs`, a bundle's data member) is wri
 this host's own spool folder through the local store's one hashing write path, because an
 object's key is its SHA-256, known only at the end; only bytes with the right MD5 are then
 sent to the store, under their final key, and the spool file goes. A large blob goes up in
-parts (boto3's managed transfer: bounded memory, parts in parallel); one already in the store
-is not sent again. Resumable uploads write straight into an S3 multipart upload instead
-(`model.store.s3_partial`).
+parts, several at once, as a resumable upload's do (`model.store.s3_partial`), and only if
+the store does not hold it yet. Every body sent carries its Content-MD5, so the store checks
+each transfer too. Resumable uploads write straight into an S3 multipart upload instead.
 
 Reads stream: `open` answers a seekable reader that fetches from the current position on
 demand, so a ranged read of a large blob fetches that range only.
@@ -27,12 +27,11 @@ from model.store.blobs import BlobStore, PendingBlob
 from model.store.database import Database
 from model.store.local_blobs import LocalBlobStore
 from model.store.object_store import Location, content_md5, is_missing, translated_errors
-from model.store.s3_partial import PartLedger, S3Partial
+from model.store.s3_partial import PartLedger, S3Partial, send_in_parts
 
 # Blobs up to this size go up in one PUT (with Content-MD5, so the store checks the transfer
-# too); larger ones in parts of this size, PARALLEL_PARTS at a time.
+# too); larger ones in parts, as resumable uploads send theirs.
 PART_BYTES = 16 * 1024 * 1024
-PARALLEL_PARTS = 4
 REQUEST_THREADS = 8
 PART_SENDERS = 16
 
@@ -116,9 +115,9 @@ class S3BlobStore(BlobStore):
         self.bucket = where.bucket
         self.spool = LocalBlobStore(spool_folder)
         self.ledger = PartLedger(database)
+        # For copies inside the store (a staged upload to its final key).
         self.transfer = TransferConfig(multipart_threshold=PART_BYTES,
-                                       multipart_chunksize=PART_BYTES,
-                                       max_concurrency=PARALLEL_PARTS)
+                                       multipart_chunksize=PART_BYTES)
         # Threads shared by every request of the process: for many small requests to the
         # store at once (blobs sent by `sync`, lookups), and for resumable uploads' parts
         # (model.store.s3_partial). Apart, so that neither waits behind the other.
@@ -152,13 +151,14 @@ class S3BlobStore(BlobStore):
         return pending
 
     def put_spooled(self, spooled) -> None:
-        key = self.key(spooled.info.sha256)
-        with translated_errors("store a blob"), spooled.open() as data:
-            if spooled.info.size <= PART_BYTES:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                       ContentMD5=content_md5(bytes.fromhex(spooled.info.md5)))
-            elif not self.exists(spooled.info.sha256):
-                self.client.upload_fileobj(data, self.bucket, key, Config=self.transfer)
+        key, info = self.key(spooled.info.sha256), spooled.info
+        with spooled.open() as data:
+            if info.size <= PART_BYTES:
+                with translated_errors("store a blob"):
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                           ContentMD5=content_md5(bytes.fromhex(info.md5)))
+            elif not self.exists(info.sha256):
+                send_in_parts(self, key, data.readinto, info.size)
 
     def forget_unsent(self, pending: _S3Pending) -> None:
         with self._unsent_lock:

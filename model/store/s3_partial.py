@@ -158,6 +158,33 @@ def _abort(store, key: str, multipart_id: str) -> None:
             raise
 
 
+def _complete(store, key: str, multipart_id: str, parts) -> None:
+    store.client.complete_multipart_upload(
+        Bucket=store.bucket, Key=key, UploadId=multipart_id,
+        MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]})
+
+
+def send_in_parts(store, key: str, readinto: ReadInto, size: int) -> None:
+    """`size` bytes from `readinto` as the object `key`, in parts sent as a resumable
+    upload's are (several at once, each with its Content-MD5); nothing is left behind if it
+    fails."""
+    with translated_errors("store a blob"):
+        multipart_id = store.client.create_multipart_upload(Bucket=store.bucket,
+                                                            Key=key)["UploadId"]
+    try:
+        writer = _PartWriter(store, key, multipart_id, part_bytes_for(size))
+        try:
+            writer.fill_from(readinto, size)
+            parts = writer.finish(final=True)
+        finally:
+            writer.close()
+        with translated_errors("store a blob"):
+            _complete(store, key, multipart_id, parts)
+    except BaseException:
+        _abort(store, key, multipart_id)
+        raise
+
+
 class S3Partial(Partial):
     def __init__(self, store, name: str):
         self._store, self.name = store, name
@@ -197,7 +224,8 @@ class S3Partial(Partial):
         entry = self._entry()
         if entry.received != offset:
             raise LostBytes(f"the ledger holds {entry.received} bytes, not {offset}")
-        writer = _PartWriter(self._store, entry)
+        writer = _PartWriter(self._store, entry.object_key, entry.multipart_id,
+                             entry.part_bytes, len(entry.parts) + 1)
         try:
             with digests.md5_behind():
                 if entry.tail_key:
@@ -229,7 +257,8 @@ class S3Partial(Partial):
             return None, 0
         key = f"{self._store.tail_prefix(self.name)}{end}-{secrets.token_hex(4)}"
         with translated_errors("store an upload's tail"):
-            self._client.put_object(Bucket=self._store.bucket, Key=key, Body=leftover)
+            self._client.put_object(Bucket=self._store.bucket, Key=key, Body=leftover,
+                                    ContentMD5=content_md5(hashlib.md5(leftover).digest()))
         return key, len(leftover)
 
     def record_written(self, tx) -> None:
@@ -287,7 +316,8 @@ class _SealedUpload(PendingBlob):
             if store.object_exists(final_key):
                 _abort(store, entry.object_key, entry.multipart_id)
             elif not entry.parts:
-                store.client.put_object(Bucket=store.bucket, Key=final_key, Body=b"")
+                store.client.put_object(Bucket=store.bucket, Key=final_key, Body=b"",
+                                        ContentMD5=content_md5(hashlib.md5().digest()))
             else:
                 self._complete()
                 if entry.object_key != final_key:
@@ -301,10 +331,7 @@ class _SealedUpload(PendingBlob):
     def _complete(self) -> None:
         store, entry = self._store, self._entry
         try:
-            store.client.complete_multipart_upload(
-                Bucket=store.bucket, Key=entry.object_key, UploadId=entry.multipart_id,
-                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag}
-                                           for p in entry.parts]})
+            _complete(store, entry.object_key, entry.multipart_id, entry.parts)
         except ClientError as exc:
             # Completed by an earlier try that died before the upload was staged.
             if not (is_missing(exc) and store.object_exists(entry.object_key)):
@@ -320,12 +347,13 @@ class _PartWriter:
     on the store's shared sender threads, from PARTS_IN_FLIGHT + 1 buffers reused in turn.
     Each part's own MD5 goes with it as Content-MD5, so the store checks that transfer."""
 
-    def __init__(self, store, entry: LedgerEntry):
-        self._store, self._entry = store, entry
-        self._size = entry.part_bytes
+    def __init__(self, store, key: str, multipart_id: str, part_bytes: int,
+                 first_number: int = 1):
+        self._store, self._key, self._multipart_id = store, key, multipart_id
+        self._size = part_bytes
         self._free = [bytearray(self._size) for _ in range(PARTS_IN_FLIGHT + 1)]
         self._current, self._fill = self._free.pop(), 0
-        self._next_number = len(entry.parts) + 1
+        self._next_number = first_number
         self._sending: deque[tuple[Future, bytearray]] = deque()
         self.parts: list[Part] = []
 
@@ -334,7 +362,10 @@ class _PartWriter:
         self._current[:len(data)] = data
         self._fill = len(data)
 
-    def fill_from(self, readinto: ReadInto, want: int, digests: Digests, chunk_hash) -> int:
+    def fill_from(self, readinto: ReadInto, want: int, digests: Digests | None = None,
+                  chunk_hash=None) -> int:
+        """Parts from up to `want` bytes of `readinto`, each block hashed into `digests` and
+        `chunk_hash` (if given) as it arrives; the count read."""
         received = 0
         while received < want:
             view = memoryview(self._current)[self._fill:min(
@@ -342,7 +373,8 @@ class _PartWriter:
             got = readinto(view)
             if not got:
                 break
-            digests.update(view[:got])
+            if digests is not None:
+                digests.update(view[:got])
             if chunk_hash is not None:
                 chunk_hash.update(view[:got])
             self._fill += got
@@ -363,10 +395,9 @@ class _PartWriter:
 
     def _send(self, number: int, data) -> Part:
         md5 = hashlib.md5(data)
-        store, entry = self._store, self._entry
-        with translated_errors("store an upload's part"):
-            answer = store.client.upload_part(
-                Bucket=store.bucket, Key=entry.object_key, UploadId=entry.multipart_id,
+        with translated_errors("store a part"):
+            answer = self._store.client.upload_part(
+                Bucket=self._store.bucket, Key=self._key, UploadId=self._multipart_id,
                 PartNumber=number, Body=data, ContentMD5=content_md5(md5.digest()))
         return Part(number, len(data), answer["ETag"], md5.hexdigest())
 
