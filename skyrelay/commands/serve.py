@@ -60,6 +60,7 @@ class ImporterServer(BaseApplication):
         site = open_site(self.site_config, migrate=False)
         app = create_app(self.site_config, site)
         heap.settle_after_start()
+        heap.keep_large_buffers_apart()
         return app
 
 
