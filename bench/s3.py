@@ -47,7 +47,7 @@ from bench.replicate import (MIB, SYNC_CHILD, USER, compile_bytecode, cpu_second
                              fill_events, fill_large, gunicorn_pids, md5_rate, verdict)
 from model.export.targets import Targets  # noqa: E402
 from model.store.object_store import connect  # noqa: E402
-from model.store.s3_partial import SMALLEST_PART as SKYRELAY_PART  # noqa: E402
+from model.store.s3_parts import SMALLEST_PART as SKYRELAY_PART  # noqa: E402
 from skyrelay import config as config_module  # noqa: E402
 from skyrelay.sites import LocalSite  # noqa: E402
 from tests.object_store import ObjectStore  # noqa: E402

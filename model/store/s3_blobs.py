@@ -27,7 +27,9 @@ from model.store.blobs import BlobStore, PendingBlob
 from model.store.database import Database
 from model.store.local_blobs import LocalBlobStore
 from model.store.object_store import Location, content_md5, is_missing, translated_errors
-from model.store.s3_partial import PartLedger, S3Partial, send_in_parts
+from model.store.part_ledger import PartLedger
+from model.store.s3_partial import S3Partial
+from model.store.s3_parts import send_in_parts
 
 # Blobs up to this size go up in one PUT (with Content-MD5, so the store checks the transfer
 # too); larger ones in parts, as resumable uploads send theirs.

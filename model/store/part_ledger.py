@@ -1,0 +1,107 @@
+"""The database's record of resumable uploads on an object store: per upload, where its
+multipart upload goes, how many bytes count, its tail and its running digests, and each
+part's number, size, ETag and MD5 (tables `multipart_uploads`, `multipart_parts`). It alone
+says which parts count; the store's ListParts is never asked.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, insert, select, update
+
+from model.store import schema
+from model.store.database import Database, now_ms
+from model.store.object_store import translated_errors
+from model.store.s3_parts import Part, abort
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the database holds about one upload's bytes."""
+    name: str
+    object_key: str
+    multipart_id: str
+    length: int
+    part_bytes: int
+    received: int
+    tail_key: str | None
+    tail_bytes: int
+    digests: bytes
+    parts: tuple[Part, ...] = field(default=())
+
+
+class PartLedger:
+    def __init__(self, database: Database):
+        self.db = database
+
+    def start(self, entry: LedgerEntry) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(delete(schema.multipart_uploads)
+                       .where(schema.multipart_uploads.c.upload_id == entry.name))
+            tx.execute(insert(schema.multipart_uploads).values(
+                upload_id=entry.name, object_key=entry.object_key,
+                multipart_id=entry.multipart_id, length=entry.length,
+                part_bytes=entry.part_bytes, received_bytes=0, tail_key=None, tail_bytes=0,
+                digests=entry.digests, updated_ms=now_ms()))
+
+    def load(self, name: str) -> LedgerEntry | None:
+        table, parts = schema.multipart_uploads, schema.multipart_parts
+        with self.db.reading() as conn:
+            row = conn.execute(select(table).where(table.c.upload_id == name)).first()
+            if row is None:
+                return None
+            found = conn.execute(select(parts).where(parts.c.upload_id == name)
+                                 .order_by(parts.c.part_number)).all()
+        return LedgerEntry(name, row.object_key, row.multipart_id, row.length, row.part_bytes,
+                           row.received_bytes, row.tail_key, row.tail_bytes, row.digests,
+                           tuple(Part(p.part_number, p.size, p.etag, p.md5) for p in found))
+
+    def record(self, tx, entry: LedgerEntry, new_parts: tuple[Part, ...]) -> None:
+        parts = schema.multipart_parts
+        if new_parts:
+            tx.execute(delete(parts).where(parts.c.upload_id == entry.name,
+                                           parts.c.part_number >= new_parts[0].number))
+            tx.execute(insert(parts), [{"upload_id": entry.name, "part_number": p.number,
+                                        "size": p.size, "etag": p.etag, "md5": p.md5}
+                                       for p in new_parts])
+        tx.execute(update(schema.multipart_uploads)
+                   .where(schema.multipart_uploads.c.upload_id == entry.name)
+                   .values(received_bytes=entry.received, tail_key=entry.tail_key,
+                           tail_bytes=entry.tail_bytes, digests=entry.digests,
+                           updated_ms=now_ms()))
+
+    def forget(self, name: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(delete(schema.multipart_parts)
+                       .where(schema.multipart_parts.c.upload_id == name))
+            tx.execute(delete(schema.multipart_uploads)
+                       .where(schema.multipart_uploads.c.upload_id == name))
+
+    def names_and_times(self) -> list[tuple[str, float]]:
+        table = schema.multipart_uploads
+        with self.db.reading() as conn:
+            return [(row.upload_id, row.updated_ms / 1000)
+                    for row in conn.execute(select(table.c.upload_id, table.c.updated_ms))]
+
+    def remove_strays(self, store, older_than_s: float) -> int:
+        """Abort multipart uploads and delete tails that no ledger entry names, older than
+        `older_than_s` (what a crash between the store and the database leaves)."""
+        table = schema.multipart_uploads
+        with self.db.reading() as conn:
+            known = {(row.object_key, row.multipart_id)
+                     for row in conn.execute(select(table.c.object_key, table.c.multipart_id))}
+            names = set(conn.scalars(select(table.c.upload_id)))
+        cutoff, removed = time.time() - older_than_s, 0
+        with translated_errors("list multipart uploads"):
+            pages = store.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=store.bucket, Prefix=store.where.prefix)
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if (upload["Key"], upload["UploadId"]) in known \
+                            or upload["Initiated"].timestamp() >= cutoff:
+                        continue
+                    abort(store, upload["Key"], upload["UploadId"])
+                    removed += 1
+        strays = [key for key, modified in store.objects_under(store.where.key("tails/"))
+                  if key.split("/")[-2] not in names and modified < cutoff]
+        store.delete_objects(strays)
+        return removed + len(strays)
