@@ -122,7 +122,7 @@ class S3BlobStore(BlobStore):
                                        multipart_chunksize=PART_BYTES)
         # Threads shared by every request of the process: for many small requests to the
         # store at once (blobs sent by `sync`, lookups), and for resumable uploads' parts
-        # (model.store.s3_partial). Apart, so that neither waits behind the other.
+        # (model.store.s3_parts). Apart, so that neither waits behind the other.
         self.requests = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="skyrelay-s3")
         self.part_senders = ThreadPoolExecutor(PART_SENDERS, thread_name_prefix="skyrelay-part")
         self._unsent: set[_S3Pending] = set()
