@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from tests.object_store import ObjectStore
+from tests.object_store import running_store
 from tests.pgcluster import Cluster
 from tests.site_kit import open_test_site, s3_settings
 from model.store.database import Database
@@ -78,16 +78,8 @@ def pg_cluster():
 def object_store():
     """One real S3 server (SeaweedFS) for the session; each test takes its own bucket with
     `object_store.new_bucket()`. Tests that kill or pause a server start their own."""
-    store = ObjectStore()
-    try:
-        store.start()
-    except Exception as exc:  # noqa: BLE001 - any failure to start means "no S3 server here"
-        store.stop()
-        if IN_CI:
-            pytest.fail(f"SeaweedFS could not be started in CI: {exc}")
-        pytest.skip(f"SeaweedFS not available here: {exc}")
-    yield store
-    store.stop()
+    with running_store() as store:
+        yield store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -22,12 +22,11 @@ from model.protocol.entities import FileRecord, Status
 from model.store import schema
 from tests.importer_fixtures import file_json, status_json
 from tests.live_importer import PASSWORD, config_for, serving
-from tests.object_store import ObjectStore
+from tests.object_store import ObjectStore, running_store
 from tests.site_kit import open_test_site, s3_settings, temporaries
 from tests.v2_helpers import tus_metadata
 
-IN_CI = os.environ.get("CI") == "true"
-# Long enough for the importer's tries of a silent store (3 of 1 s each, and back-off).
+# Long enough for the importer's tries of a silent store (2 of 1 s each, and back-off).
 TIMEOUT = 30
 STORE_TIMEOUT_S = 1.0
 TABLES = (schema.blobs, schema.staged, schema.uploads, schema.multipart_uploads,
@@ -36,16 +35,8 @@ TABLES = (schema.blobs, schema.staged, schema.uploads, schema.multipart_uploads,
 
 @pytest.fixture(scope="module")
 def pausable_store():
-    store = ObjectStore()
-    try:
-        store.start()
-    except Exception as exc:  # noqa: BLE001 - any failure to start means "no S3 server here"
-        store.stop()
-        if IN_CI:
-            pytest.fail(f"SeaweedFS could not be started in CI: {exc}")
-        pytest.skip(f"SeaweedFS not available here: {exc}")
-    yield store
-    store.stop()
+    with running_store() as store:
+        yield store
 
 
 @pytest.fixture(scope="module")
