@@ -4,6 +4,10 @@ whichever backend holds the blobs (a local folder, or an S3 bucket with a local 
 
 import uuid
 from pathlib import Path
+
+import model.archive.archive
+import model.archive.cleanup
+import model.archive.rows
 from typing import Any, Mapping
 
 from exporter.sync import SyncSettings
@@ -79,3 +83,11 @@ def blob_leftovers(site) -> dict:
             "tmp": sorted(path.name for path in temporaries(blobs)),
             "local_files": sorted(path.name for path in local.root.glob("??/??/*")),
             "blobs": sorted(sha for sha, _ in blobs.list())}
+
+
+def advance_clock(monkeypatch, seconds: float) -> None:
+    """The archive's clock (row times, gc's cutoffs) runs `seconds` ahead from now on."""
+    real_now_ms = model.archive.archive.now_ms
+    clock = lambda: real_now_ms() + int(seconds * 1000)  # noqa: E731
+    for module in (model.archive.archive, model.archive.cleanup, model.archive.rows):
+        monkeypatch.setattr(module, "now_ms", clock)

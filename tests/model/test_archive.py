@@ -21,11 +21,8 @@ from sqlalchemy import event as sa_event, func, select
 
 from tests import strategies
 from tests.meteorpi import BODIES, FILE_BYTES
-from tests.site_kit import open_test_site, temp_folder
-import model.archive.archive
+from tests.site_kit import advance_clock, open_test_site, temp_folder
 from model.archive.archive import MissingData, MissingStatus, Outcome
-import model.archive.cleanup
-import model.archive.rows
 from model.protocol.entities import Event, FileRecord, Status, content_hash
 from model.store import schema
 from model.store.blobs import TooLarge
@@ -52,16 +49,6 @@ def failing(database, statement_start: str):
         yield
     finally:
         sa_event.remove(database.engine, "before_cursor_execute", fail)
-
-
-REAL_NOW_MS = model.archive.archive.now_ms
-
-
-def advance_clock(monkeypatch, seconds: float) -> None:
-    """The archive's clock (row times and gc's cutoffs) is `seconds` in the future from now on."""
-    clock = lambda: REAL_NOW_MS() + int(seconds * 1000)  # noqa: E731
-    for module in (model.archive.archive, model.archive.cleanup, model.archive.rows):
-        monkeypatch.setattr(module, "now_ms", clock)
 
 
 def md5(data: bytes) -> str:

@@ -15,9 +15,6 @@ import uuid
 import pytest
 from sqlalchemy import update
 
-import model.archive.archive
-import model.archive.cleanup
-import model.archive.rows
 from model.protocol.entities import FileRecord, Status
 from model.store import schema
 from model.store.blobs import Md5Mismatch
@@ -25,20 +22,10 @@ from model.store.database import now_ms
 from model.uploads.resumable import ChecksumMismatch, Uploads, WholeFileMismatch
 from tests.importer_fixtures import file_json, site_config, status_json
 from tests.server import Server
-from tests.site_kit import open_test_site, s3_settings, temporaries, upload_leftovers
+from tests.site_kit import advance_clock, open_test_site, s3_settings, temporaries, upload_leftovers
 
 HOUR = 3600
 MIB = 1024 * 1024
-REAL_NOW_MS = model.archive.archive.now_ms
-
-
-def advance_clock(monkeypatch, seconds: float) -> None:
-    """The archive's clock (row times, gc's cutoffs) runs `seconds` ahead from now on."""
-    clock = lambda: REAL_NOW_MS() + int(seconds * 1000)  # noqa: E731
-    for module in (model.archive.archive, model.archive.cleanup, model.archive.rows):
-        monkeypatch.setattr(module, "now_ms", clock)
-
-
 def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
