@@ -17,7 +17,7 @@ from sqlalchemy import select
 from model.site import open_site
 from model.store import schema
 from skyrelay import config as config_module
-from skyrelay.commands.storage import SwitchError, switched_yaml
+from skyrelay.config_switch import SwitchError, switched_yaml
 from tests import bundle_kit as kit
 from tests.site_kit import open_test_site
 
