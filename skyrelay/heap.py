@@ -11,7 +11,6 @@ exporter holding more uncollected garbage by the end of a large sync.)
 """
 
 import ctypes
-import ctypes.util
 import gc
 
 # glibc's mallopt parameters (malloc.h).
@@ -39,11 +38,11 @@ def keep_large_buffers_apart(threshold: int = 1024 * 1024, arenas: int = 2) -> N
     each time such a block is freed, so later ones come from the threads' heaps, which keep
     the freed space: a worker grew by about 16 MiB per GiB received into an object store.
     With the threshold fixed, a large block goes back to the system when it is freed."""
-    libc_name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(libc_name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+        # The process's own symbols, libc's among them: `ctypes.util.find_library` would run
+        # ldconfig in a child process of a worker that is serving.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
         return
     mallopt(_M_MMAP_THRESHOLD, threshold)
     mallopt(_M_ARENA_MAX, arenas)

@@ -8,6 +8,7 @@ does not depend on where the bytes go)."""
 
 import hashlib
 import http.client
+import io
 import os
 import socket
 import time
@@ -172,11 +173,28 @@ def _raw_request(method: str, path: str, body: bytes = b"", length: int | None =
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+class _KeptOpen(io.BufferedReader):
+    def close(self) -> None:
+        """A response closes its reader when it is read; the connection goes on."""
+
+
+class _SharedReader:
+    """What `http.client.HTTPResponse` reads from: one buffered reader for every response
+    on the connection. A reader per response would keep the bytes of the next response that
+    it read ahead (both arrive together when the client is slower than the server)."""
+
+    def __init__(self, sock: socket.socket):
+        self._file = _KeptOpen(socket.SocketIO(sock, "rb"))
+
+    def makefile(self, *args, **kwargs):
+        return self._file
+
+
 def _responses(sock: socket.socket, count: int) -> list[http.client.HTTPResponse]:
     """`count` responses read in order from one connection."""
-    answers = []
+    answers, reader = [], _SharedReader(sock)
     for _ in range(count):
-        response = http.client.HTTPResponse(sock, method="HEAD" if answers else "PATCH")
+        response = http.client.HTTPResponse(reader, method="HEAD" if answers else "PATCH")
         response.begin()
         response.read()
         answers.append(response)
