@@ -31,7 +31,8 @@ LANES = 2
 class SentPage:
     items: list[QueueItem]
     started_ms: int
-    future: "Future[PageOutcome]"
+    page: PageOutcome          # filled in by the lane as the importer answers
+    future: "Future[None]"     # ends when the page does; raises what ended it early
 
 
 class BatchLanes:
@@ -46,12 +47,13 @@ class BatchLanes:
         self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="sync-lane")
 
     def send(self, items: list[QueueItem], started_ms: int) -> SentPage:
-        return SentPage(items, started_ms, self._pool.submit(self._send, items))
+        page = PageOutcome()
+        return SentPage(items, started_ms, page, self._pool.submit(self._send, items, page))
 
-    def _send(self, items: list[QueueItem]) -> PageOutcome:
+    def _send(self, items: list[QueueItem], page: PageOutcome) -> None:
         driver = self._free.get()
         try:
-            return driver.send(items)
+            driver.send(items, page)
         finally:
             self._free.put(driver)
 

@@ -18,7 +18,7 @@ class TargetReport:
     sent: int = 0              # complete after we sent something
     already_present: int = 0   # complete at once: the importer held it before
     failed: int = 0            # entities that failed (reason recorded in the queue)
-    deferred: int = 0          # not tried because the target failed (backoff, auth)
+    deferred: int = 0          # "not tried": the target failed (backoff, auth); never failed
     bytes: int = 0
     requests: int = 0
     problem: str | None = None  # why the target stopped or was not synced
@@ -56,8 +56,12 @@ class SyncReport:
         return all(t.ok for t in self.targets)
 
     def summary(self) -> str:
+        """The totals of the target lines, with the same words: an entity not tried (its
+        target stopped or was held back) is never counted as failed."""
+        not_tried = self.total("deferred")
         return (f"sync {'complete' if self.ok else 'INCOMPLETE'}: sent {self.total('sent')}, "
                 f"already present {self.total('already_present')}, "
-                f"failed {self.total('failed') + self.total('deferred')}, "
-                f"{human_bytes(self.total('bytes'))}, {self.seconds:.1f} s, "
+                f"failed {self.total('failed')}, "
+                + (f"not tried {not_tried}, " if not_tried else "")
+                + f"{human_bytes(self.total('bytes'))}, {self.seconds:.1f} s, "
                 f"trace {self.trace_id}")

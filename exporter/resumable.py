@@ -29,6 +29,12 @@ class UploadRefused(errors.FinalError):
     too large, the upload was refused): the entities that need the file fail."""
 
 
+class UploadEnded(errors.RetryableError):
+    """The link failed, and then the importer no longer knew the upload: it ended (the
+    last bytes did arrive) or expired. The target's fault, as the link's failure was; the
+    next run asks the importer whether it holds the file."""
+
+
 @dataclass
 class Resumable:
     transport: Transport
@@ -45,6 +51,15 @@ class Resumable:
         `sha256`, announced with the upload, lets an importer on an object store write the
         bytes under their final name from the first part."""
         url, offset = self._resume_or_create(file_id, md5, size, sha256)
+        try:
+            self._send_from(url, offset, size, open_stream)
+        except (UploadRefused, UploadEnded):
+            self.urls.forget(self.target, file_id, md5)     # the URL can serve no more
+            raise
+        self.urls.forget(self.target, file_id, md5)
+
+    def _send_from(self, url: str, offset: int, size: int,
+                   open_stream: Callable[[], BinaryIO]) -> None:
         stalls = 0
         with open_stream() as stream:
             while offset < size:
@@ -52,17 +67,17 @@ class Resumable:
                     offset = self._patch(url, stream, offset, min(self.chunk_bytes,
                                                                   size - offset))
                     stalls = 0
-                except errors.RetryableError:
+                except errors.RetryableError as exc:
                     stalls += 1
                     held = self._offset(url)
                     if held is None:
-                        raise
+                        raise UploadEnded(f"{exc}; the importer no longer knows the upload "
+                                          "(finished or expired)") from None
                     if held > offset:
                         stalls = 0
                     elif not keep_uploading(stalls):
                         raise
                     offset = held
-        self.urls.forget(self.target, file_id, md5)
 
     # -- steps ------------------------------------------------------------------------------
 

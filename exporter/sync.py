@@ -12,24 +12,27 @@ Failures are sorted by whose fault they are, and the waits decided, by `exporter
 (the rules are listed there): an entity's fault marks its row failed and the sync goes on with
 the next row (an importer answering `failed`, or too many steps, is the entity's fault too);
 a fault of the target or its credentials stops the target's sync, its remaining rows wait
-for a later run.
+for a later run. On version 1 a 5xx may be one entity's (MeteorPi's importer fails for ever on
+some IDs): the sync goes on, and the next entities say whose fault it was.
 """
 
 import logging
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, fields
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from exporter import errors
 from exporter.heartbeat import LockHeartbeat
 from exporter.lanes import LANES, BatchLanes, SentPage, close_unused, logged_in
+from exporter.meteorpi_keys import with_neutral_values
 from exporter.progress import NoProgress, advance, progress_bar
 from exporter.protocol_v1 import PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.report import SyncReport, TargetReport
-from exporter.retry import Fault, RetryPolicy, fault_of, means_version_1
+from exporter.retry import (Fault, RetryPolicy, ServerErrorStreak, fault_of,
+                            may_be_the_entitys, means_version_1)
 from exporter.sync_traces import SyncTracer
-from exporter.sync_v2 import BatchDriver, PageOutcome, speaks_version_2
+from exporter.sync_v2 import BatchDriver, speaks_version_2
 from exporter.transport import Transport
 from model.export.locks import LockHeld, LockLost
 from model.export.queue import QueueItem
@@ -68,6 +71,12 @@ class SyncSettings:
         read = {f.name: config[f"exporter.{f.name}"] for f in fields(cls)
                 if f.name != "page_size"}
         return cls(**{**read, **overrides})
+
+
+class Tried(NamedTuple):
+    """A version 1 queue row whose exchange started at `started` (ms since the epoch)."""
+    item: QueueItem
+    started: int
 
 
 class TargetStopped(Exception):
@@ -185,7 +194,8 @@ class Syncer:
         return BatchLanes(transport, siblings, lambda lane_transport: BatchDriver(
             self.site.archive, lane_transport, capabilities, self.site.upload_urls,
             target.name, settings.batch_size, settings.small_file_bytes,
-            settings.blobs_request_bytes, settings.upload_chunk_bytes))
+            settings.blobs_request_bytes, settings.upload_chunk_bytes,
+            self.queue.mark_done_many))
 
     def _drain_batched(self, target: Target, lanes: BatchLanes, page: list[QueueItem],
                        report: TargetReport, tracer: SyncTracer, heartbeat: LockHeartbeat,
@@ -224,33 +234,39 @@ class Syncer:
 
     def _record_page(self, target: Target, sent: SentPage, report: TargetReport,
                      tracer: SyncTracer) -> None:
-        """Record every row's outcome of a page sent on a lane (a target fault stops the
-        target)."""
+        """Record every row's outcome of a page sent on a lane. Its completes were marked
+        done by the lane as they arrived; when a target fault ended the page early, they
+        still count, and only the rows without an outcome are deferred (the target stops)."""
         try:
-            page = sent.future.result()
+            sent.future.result()
+            stopped_by = None
         except errors.ExportError as exc:
-            if fault_of(exc) is not Fault.ENTITY:
-                self._target_failed(target, exc, sent.items, tracer, sent.started_ms)
-            page = PageOutcome({item.id: Failed(str(exc)) for item in sent.items}, [])
-        self.queue.mark_done_many([item_id for item_id, outcome in page.outcomes.items()
-                                   if isinstance(outcome, Complete)])
+            stopped_by = exc
+            if fault_of(exc) is Fault.ENTITY:
+                for item in sent.items:
+                    sent.page.outcomes.setdefault(item.id, Failed(str(exc)))
+        page = sent.page
         for status_id, answer in page.statuses_sent:
             tracer.status_sent(status_id, answer, sent.started_ms)
-        traced = []
+        traced, unanswered = [], []
         for item in sent.items:
-            outcome = page.outcomes[item.id]
+            outcome = page.outcomes.get(item.id)
+            if outcome is None:
+                unanswered.append(item)
+                continue
+            traced.append((item.kind, item.entity_id, outcome))
             if isinstance(outcome, Complete):
                 report.already_present += outcome.already_present
                 report.sent += not outcome.already_present
-                traced.append((item.kind, item.entity_id, outcome))
                 continue
             self.queue.mark_failed(item.id, outcome.reason,
                                    self.retry.entity_retry_at(item.attempts, now_ms()))
             log.warning("target %s: %s %s failed: %s", target.name, item.kind,
                         item.entity_id, outcome.reason)
             report.failed += 1
-            traced.append((item.kind, item.entity_id, outcome))
         tracer.entities(traced, sent.started_ms)
+        if unanswered:
+            self._target_failed(target, stopped_by, unanswered, tracer, sent.started_ms)
 
     def _target_failed(self, target: Target, exc: errors.ExportError, items: list[QueueItem],
                        tracer: SyncTracer, started: int | None = None) -> NoReturn:
@@ -275,16 +291,25 @@ class Syncer:
     def _drain_one_by_one(self, target: Target, transport: Transport, page: list[QueueItem],
                           report: TargetReport, tracer: SyncTracer, heartbeat: LockHeartbeat,
                           bar) -> None:
+        streak: ServerErrorStreak[Tried] = ServerErrorStreak()
         while page:
             for item in page:
                 heartbeat.check()
-                self._one(target, transport, item, report, tracer)
+                self._one(target, transport, item, report, tracer, streak)
                 advance(bar, 1, transport)
             page = self._claim(target, page[-1].id, self.settings.page_size)
+        if streak.suspects and streak.at_end() is Fault.TARGET:
+            first, (_, last_error) = streak.items[0], streak.suspects[-1]
+            self._target_failed(target, last_error, [t.item for t in streak.items], tracer,
+                                first.started)
+        self._entities_own_5xx(target, streak, report, tracer)
 
     def _one(self, target: Target, transport: Transport, item: QueueItem,
-             report: TargetReport, tracer: SyncTracer) -> None:
-        """Send one queue row and record the outcome; raise TargetStopped for target faults."""
+             report: TargetReport, tracer: SyncTracer,
+             streak: ServerErrorStreak[Tried]) -> None:
+        """Send one queue row and record the outcome; raise TargetStopped for target faults.
+        A 5xx that may be the entity's own waits in `streak` until the next entities say
+        whose it was (`exporter.retry`); a target fault defers the streak's entities too."""
         if item.body is None:
             self.queue.mark_done(item.id, "left the archive before it was sent")
             return
@@ -292,9 +317,30 @@ class Syncer:
         try:
             outcome = self._exchange(transport, item, tracer)
         except errors.ExportError as exc:
+            if may_be_the_entitys(exc):
+                if streak.add(Tried(item, started), exc) is Fault.TARGET:
+                    self._target_failed(target, exc, [t.item for t in streak.items], tracer,
+                                        started)
+                return
             if fault_of(exc) is not Fault.ENTITY:
-                self._target_failed(target, exc, [item], tracer, started)
+                self._target_failed(target, exc, [t.item for t in streak.items] + [item],
+                                    tracer, started)
             outcome = Failed(str(exc))
+        self._entities_own_5xx(target, streak, report, tracer)
+        self._record(target, item, started, outcome, report, tracer)
+
+    def _entities_own_5xx(self, target: Target, streak: ServerErrorStreak[Tried],
+                          report: TargetReport, tracer: SyncTracer) -> None:
+        """The importer answered other entities: each 5xx of the streak was its entity's
+        own, which fails with it."""
+        for tried, error in streak.broken():
+            self._record(target, tried.item, tried.started, Failed(
+                f"{error} (other entities got through: this entity's fault)"), report, tracer)
+
+    def _record(self, target: Target, item: QueueItem, started: int, outcome: Outcome,
+                report: TargetReport, tracer: SyncTracer) -> None:
+        """One entity's outcome: traced, its row done or failed (with its own backoff), and
+        counted."""
         tracer.entity(item.kind, item.entity_id, started, outcome)
         if isinstance(outcome, Complete):
             self.queue.mark_done(item.id)
@@ -315,13 +361,13 @@ class Syncer:
         action = exchange.start()
         while not isinstance(action, (Complete, Failed)):
             if isinstance(action, PostEntity):
-                answer = transport.post_json(action.body)
+                answer = self._post(transport, action.body)
             elif isinstance(action, SendStatus):
                 status = self.site.archive.get_status(action.status_id)
                 if status is None:
                     return Failed(f"status {action.status_id} is not in this archive")
                 sent = now_ms()
-                answer = transport.post_json({"type": STATUS, STATUS: status.to_json()})
+                answer = self._post(transport, {"type": STATUS, STATUS: status.to_json()})
                 tracer.status_sent(action.status_id, answer, sent)
             else:
                 answer = self._upload(transport, action)
@@ -329,6 +375,12 @@ class Syncer:
                     return Failed(f"bytes of file {action.file_id} are not in this archive")
             action = exchange.step(answer)
         return action
+
+    @staticmethod
+    def _post(transport: Transport, body: dict):
+        """Every version 1 request body, entities and statuses, goes out here: with the keys
+        MeteorPi's importer reads unconditionally (`exporter.meteorpi_keys`)."""
+        return transport.post_json(with_neutral_values(body))
 
     def _upload(self, transport: Transport, action: UploadFile):
         """Stream the file's bytes from the blob store; never read whole into memory."""

@@ -12,9 +12,13 @@ small file, the next one sends its small files first, unasked, and needs one `/b
 An entity's fault at `/batch` (`exporter.retry.fault_of`) fails the batch's entities that are
 not complete yet; every other transport error is left to the sync, which sorts it as for
 version 1.
+
+Entities the importer answers `complete` are marked done as each answer arrives (`mark_done`),
+not when the page ends: a fault in a later request of the page (an importer killed during a
+large upload) then loses none of them, and the next run does not send them again.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin, urlsplit
 
@@ -27,13 +31,16 @@ from exporter.transport import Transport
 from model.archive.archive import Archive
 from model.export.queue import QueueItem
 from model.export.upload_urls import UploadUrls
-from model.protocol.vocabulary import COMPLETE, Failed, Outcome, named_statuses, state_of
+from model.protocol.vocabulary import (COMPLETE, Complete, Failed, Outcome, file_records,
+                                       named_statuses, state_of)
 
 
 @dataclass
 class PageOutcome:
-    outcomes: dict[int, Outcome]     # per queue row ID
-    statuses_sent: list[tuple[str, Any]]       # (status ID, the importer's result)
+    """What a page delivered so far: filled in as the importer answers, so that what it
+    answered before a fault is still known when the page ends with one."""
+    outcomes: dict[int, Outcome] = field(default_factory=dict)   # per queue row ID
+    statuses_sent: list[tuple[str, Any]] = field(default_factory=list)  # (status ID, result)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class BatchDriver:
     small_file_bytes: int
     blobs_request_bytes: int
     upload_chunk_bytes: int
+    mark_done: Callable[[list[int]], None]          # queue row IDs answered complete
 
     def __post_init__(self):
         caps = self.capabilities
@@ -68,18 +76,34 @@ class BatchDriver:
             + "/uploads"
         return urljoin(self.transport.base_url + "/", path)
 
-    def send(self, items: list[QueueItem]) -> PageOutcome:
-        """Outcome per queue row ID (rows whose entity left the archive are not included)."""
-        page = PageOutcome({}, [])
+    def send(self, items: list[QueueItem], page: PageOutcome) -> None:
+        """Fill `page` with an outcome per queue row ID (rows whose entity left the archive
+        are not included); an error leaves in it what was answered before."""
         live = [item for item in items if item.body is not None]
         by_key = {(item.kind, item.entity_id): item.id for item in live}
         for batch in split_batches([(i.kind, i.body) for i in live], self.batch_size,
                                    self.max_body_bytes):
-            for key, outcome in self._exchange(batch, page.statuses_sent).items():
-                page.outcomes[by_key[key]] = outcome
-        return page
+            self._exchange(batch, page, by_key)
 
-    def _exchange(self, batch, statuses_sent: list) -> dict:
+    def _deliver(self, outcomes: dict, page: PageOutcome, by_key: dict, batch: list) -> None:
+        """Record the outcomes not on the page yet; the completes among them are marked done
+        at once, and the upload URLs of their large files forgotten (the importer holds the
+        bytes, whichever way they arrived)."""
+        fresh = {key: outcome for key, outcome in outcomes.items()
+                 if by_key[key] not in page.outcomes}
+        page.outcomes.update({by_key[key]: outcome for key, outcome in fresh.items()})
+        done = [key for key, outcome in fresh.items() if isinstance(outcome, Complete)]
+        if not done:
+            return
+        self.mark_done([by_key[key] for key in done])
+        bodies = dict(((kind, body[f"{kind}_id"]), body) for kind, body in batch)
+        uploaded = [record["file_id"] for kind, entity_id in done
+                    for record in file_records(kind, bodies[(kind, entity_id)])
+                    if int(record["file_size"]) > self.small_file_bytes]
+        if uploaded:
+            self.upload_urls.forget_files(self.target_name, uploaded)
+
+    def _exchange(self, batch, page: PageOutcome, by_key: dict) -> None:
         named = dict.fromkeys(status_id for kind, body in batch
                               for status_id in named_statuses(kind, body))
         unconfirmed = {status_id: body for status_id in named
@@ -96,10 +120,13 @@ class BatchDriver:
                 except errors.ExportError as exc:
                     if fault_of(exc) is not Fault.ENTITY:
                         raise
-                    return {key: Failed(f"batch refused: {exc}") for key in exchange.keys
-                            if key not in exchange.outcomes} | exchange.outcomes
+                    self._deliver({key: Failed(f"batch refused: {exc}")
+                                   for key in exchange.keys if key not in exchange.outcomes},
+                                  page, by_key, batch)
+                    return
                 action = exchange.answered(answer)
-                statuses_sent.extend(exchange.status_results)
+                self._deliver(exchange.outcomes, page, by_key, batch)
+                page.statuses_sent.extend(exchange.status_results)
                 self._statuses_held.update(
                     status_id for status_id, result in exchange.status_results
                     if state_of(result) == COMPLETE)
@@ -111,7 +138,7 @@ class BatchDriver:
         # after asks again, so bytes the importer turns out to hold are sent at most every
         # other batch.
         self._lacked_all = not guess and exchange.asked_for_every_file(self.small_file_bytes)
-        return action.outcomes
+        self._deliver(action.outcomes, page, by_key, batch)
 
     def _status(self, status_id: str) -> dict | None:
         if status_id not in self._status_bodies:

@@ -4,7 +4,8 @@ one table that says which HTTP answer each domain error gets.
 Handlers are registered once on the app. A route lets a domain error (a `SkyrelayError` from
 `model`) propagate and `TRANSLATIONS` picks its status; a refusal that only HTTP knows about
 (401, 403, 415, a body that is not JSON) is an `ApiError`; werkzeug raises its own 404/405/413.
-No route translates errors itself.
+No route translates errors itself. What gunicorn refuses before the app sees a request is
+answered in the same shape by `importer.server_errors`.
 """
 
 import logging
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from flask import Flask, jsonify
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
 from model.protocol.errors import Busy, Conflict, Invalid, NotFound, OverLimit, SkyrelayError
@@ -65,6 +67,11 @@ TRANSLATIONS: tuple[Translation, ...] = (
 )
 
 
+# gunicorn decodes a chunked body while the app reads it, so a malformed chunk, or a body
+# that ends before its last chunk, is raised in the route that reads: the client's fault.
+UNREADABLE_BODY = (ParseException, NoMoreData)
+
+
 def translation_of(error: SkyrelayError) -> Translation | None:
     """The first row of `TRANSLATIONS` that `error` is an instance of; None if no row is."""
     return next((row for row in TRANSLATIONS if isinstance(error, row.kind)), None)
@@ -93,6 +100,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(SkyrelayError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
+    for unreadable in UNREADABLE_BODY:
+        app.register_error_handler(unreadable, _unreadable_body)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -111,6 +120,11 @@ def _http_error(error: HTTPException):
     headers = dict(error.get_headers())
     headers.pop("Content-Type", None)
     return jsonify(error_body(error.description or error.name)), error.code, headers
+
+
+def _unreadable_body(error: Exception):
+    return jsonify(error_body(f"body: could not be read ({type(error).__name__}: "
+                              f"{str(error)[:120]})")), 400
 
 
 def _unexpected(error: Exception):

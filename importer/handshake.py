@@ -7,6 +7,7 @@ routes re-decide after a store that lost a race against another request.
 """
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from model.protocol.entities import Event, FileRecord, Status
 from model.protocol.vocabulary import (COMPLETE, CONTINUE, CONTINUE_NOCACHE, FAILED,
@@ -48,6 +49,16 @@ class Store:
 
 STORE = Store()
 NOCACHE = Answer(CONTINUE_NOCACHE)
+
+
+def taken_file_ids(event: Event, holders: Mapping[str, str | None]) -> frozenset:
+    """`Held.taken_file_ids` of `event`, from `holders` ({file ID: the event holding it, None
+    for a standalone record}, `Catalog.file_holders`): its records held as part of another
+    entity. A record held as part of this very event is not taken: the facts are read in
+    several queries, not one snapshot, and a concurrent import of the same event committed
+    between them; the store that follows finds the event held and answers `complete`."""
+    return frozenset(r.file_id for r in event.files
+                     if r.file_id in holders and holders[r.file_id] != event.event_id)
 
 
 def decide(entity: Entity, held: Held, cached: bool = False) -> Answer | Store:

@@ -44,6 +44,14 @@ def read_json(limit: int) -> Any:
         raise bad_request(f"body: not valid JSON ({_short(exc)})") from None
 
 
+def read_object(limit: int) -> dict:
+    """`read_json`, for a route whose body must be a JSON object (400 if it is not)."""
+    body = read_json(limit)
+    if not isinstance(body, dict):
+        raise bad_request("body: expected a JSON object")
+    return body
+
+
 def _short(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."

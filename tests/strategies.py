@@ -50,7 +50,7 @@ def _orientation() -> st.SearchStrategy[dict]:
 
 
 _regions = st.lists(st.lists(st.fixed_dictionaries({"x": numbers, "y": numbers}), max_size=5),
-                    max_size=3)
+                    min_size=1, max_size=3)   # [] decodes as absent (docs/protocol.md)
 
 
 def status_json(camera_id=None, status_id=None) -> st.SearchStrategy[dict]:

@@ -106,8 +106,8 @@ def batch_facts(importer, items: list[Item]) -> dict[tuple[str, str], Held]:
     statuses = set(catalog.held_hashes(STATUS, [i.entity.status_id for i in entities]))
     records = [r for i in entities for r in i.entity.file_records]
     present = archive.data_present(records)
-    taken = catalog.held_file_ids([r.file_id for i in entities if i.kind == EVENT
-                                   for r in i.entity.files])
+    holders = catalog.file_holders([r.file_id for i in entities if i.kind == EVENT
+                                    for r in i.entity.files])
     facts = {}
     for item in entities:
         files = item.entity.file_records
@@ -115,7 +115,7 @@ def batch_facts(importer, items: list[Item]) -> dict[tuple[str, str], Held]:
             held_hash=hashes[item.kind].get(item.id),
             status_held=item.entity.status_id in statuses,
             missing_data=frozenset(r.file_id for r in files if (r.file_id, r.md5) not in present),
-            taken_file_ids=frozenset(r.file_id for r in files if r.file_id in taken)
+            taken_file_ids=handshake.taken_file_ids(item.entity, holders)
             if item.kind == EVENT else frozenset())
     return facts
 

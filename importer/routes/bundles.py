@@ -11,8 +11,9 @@ from pathlib import Path
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
+from importer import query
 from importer.auth import authenticate_any, require_role
-from importer.errors import ApiError, bad_request
+from importer.errors import ApiError
 from importer.ingest_pool import IngestPool
 from importer.state import Importer, current
 from importer.tracing import request_trace_id
@@ -123,12 +124,11 @@ def _spool(stream, path: Path, limit: int, expected: int | None, on_percent) -> 
 
 def get_state():
     user = authenticate_any(current().credentials)
-    raw = request.args.get("job_id", "")
-    if not raw.isdigit():
-        raise bad_request(f"job_id: expected a job number, got {raw[:40]!r}")
-    job = _jobs().get(int(raw))
+    job_id = query.required("job_id", query.whole_number)
+    job = _jobs().get(job_id)
     if job is None:
-        raise ApiError(404, f"job {raw} not found")
+        raise ApiError(404, f"job {job_id} not found")
     if job.user != user.name and "camera_admin" not in user.roles:
-        raise ApiError(403, f"job {raw} belongs to another user (role camera_admin sees all)")
+        raise ApiError(403, f"job {job_id} belongs to another user (role camera_admin sees "
+                            "all)")
     return jsonify(job.to_json())

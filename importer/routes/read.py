@@ -15,6 +15,7 @@ from werkzeug.wsgi import wrap_file
 
 from importer.auth import require_role
 from importer.errors import not_found
+from importer.query import millis, param
 from importer.state import current
 from model.archive.catalog import Filters
 from model.protocol import codec
@@ -44,36 +45,18 @@ def _json_text(text: str) -> Response:
 @require_role("user")
 def listing(name: str) -> Response:
     kind, type_param = LISTINGS[name]
-    filters = Filters(camera_id=_param("camera_id", codec.camera_id),
-                      type=_param(type_param, codec.namespaced),
-                      after=_param("after", _millis), before=_param("before", _millis))
-    limit = min(_param("limit", _limit) or DEFAULT_LIMIT, MAX_LIMIT)
-    page = current().site.catalog.page(kind, filters, limit, _param("cursor", decode_cursor))
+    filters = Filters(camera_id=param("camera_id", codec.camera_id),
+                      type=param(type_param, codec.namespaced),
+                      after=param("after", millis), before=param("before", millis))
+    limit = min(param("limit", _limit) or DEFAULT_LIMIT, MAX_LIMIT)
+    page = current().site.catalog.page(kind, filters, limit, param("cursor", decode_cursor))
     next_cursor = json.dumps(encode_cursor(page.next_key) if page.next_key else None)
     return _json_text(f'{{"{name}":[{",".join(page.bodies)}],"next_cursor":{next_cursor}}}')
 
 
-def _param(name: str, read):
-    """A query parameter read by `read(text, name)`; absent or empty means no filter. `read`
-    raises EntityError for text it cannot read, which is answered 400 (importer.errors)."""
-    text = request.args.get(name, "")
-    if text == "":
-        return None
-    return read(text, name)
-
-
-def _millis(text: str, field: str) -> int:
-    if not text.isascii() or not text.isdigit():
-        raise EntityError(field, "expected milliseconds since the epoch (a non-negative "
-                                 f"integer), got {text[:40]!r}")
-    return int(text)
-
-
 def _limit(text: str, field: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise EntityError(field, f"expected a positive integer (at most {MAX_LIMIT} are "
-                                 f"returned), got {text[:40]!r}")
-    return int(text)
+    return codec.decimal(text, field, minimum=1,
+                         expected=f"a positive integer (at most {MAX_LIMIT} are returned)")
 
 
 def encode_cursor(key: tuple[int, str]) -> str:
@@ -85,7 +68,7 @@ def decode_cursor(text: str, field: str = "cursor") -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
         time, ident = raw.split(":")
-        return _millis(time, field), codec.uuid_hex(ident, field)
+        return millis(time, field), codec.uuid_hex(ident, field)
     except (binascii.Error, ValueError):
         raise EntityError(field, "not a cursor this server gave out (use next_cursor "
                                  "of the previous page)") from None

@@ -6,10 +6,11 @@ an unknown target, 409 for a taken name; `importer.errors`). This module imports
 only: the importer and the exporter never import each other.
 """
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from importer.auth import require_role
 from importer.errors import bad_request
+from importer.request_body import read_object
 from importer.state import current
 from model.export.queue import DONE, FAILED, PENDING, ExportQueue
 from model.export.targets import Targets, make_filter
@@ -26,9 +27,9 @@ def _stores() -> tuple[Targets, ExportQueue]:
 
 
 def _body(allowed: set[str]) -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise bad_request("expected a JSON object")
+    """The body, read like every JSON body (`request_body`: within the size limit; anything
+    that is not a JSON object, however deeply nested, is a 400), with known keys only."""
+    body = read_object(current().settings["importer.max_body_bytes"])
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise bad_request(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(allowed))}")

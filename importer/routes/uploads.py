@@ -17,6 +17,7 @@ from importer.errors import error_body
 from importer.routes.v2 import version2_only
 from importer.socket_body import body_readinto
 from importer.state import current
+from model.protocol import codec
 from model.protocol.codec import EntityError
 from model.uploads.resumable import CHECKSUMS, Upload, Uploads
 
@@ -131,12 +132,11 @@ def _expiry(upload: Upload) -> dict:
 
 
 def _int_header(name: str) -> int:
+    """A tus length or offset: a non-negative integer within 64 bits (`codec.decimal`)."""
     value = request.headers.get(name)
     if value is None:
         raise EntityError(name, "header missing")
-    if not value.isdigit():
-        raise EntityError(name, f"must be a non-negative integer, got {value!r}")
-    return int(value)
+    return codec.decimal(value, name, minimum=0, expected="a non-negative integer")
 
 
 def _parse_metadata(header: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from importer.auth import require_role
 from importer.errors import bad_request
-from importer.request_body import read_json
+from importer.request_body import read_object
 from importer.state import current
 
 
@@ -28,10 +28,7 @@ def _as_json(user) -> dict:
 
 
 def _body() -> dict:
-    body = read_json(current().settings["importer.max_body_bytes"])
-    if not isinstance(body, dict):
-        raise bad_request("body: expected a JSON object")
-    return body
+    return read_object(current().settings["importer.max_body_bytes"])
 
 
 def _text(body: dict, key: str) -> str:

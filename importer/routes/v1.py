@@ -8,7 +8,6 @@ that breaks a rule is refused with an `EntityError` (400, `importer.errors`).
 import logging
 
 from flask import Blueprint, g, jsonify
-from sqlalchemy.exc import IntegrityError
 
 from importer import handshake, tracing
 from importer.auth import require_role
@@ -65,9 +64,9 @@ def _entity_of(body, cache, user: str):
     if kind == CACHED_ENTITY:
         entity_id = _id(body.get("cached_entity_id"), "cached_entity_id")
         return cache.get(user, entity_id), True
-    if kind not in FORMS:
+    if not isinstance(kind, str) or kind not in FORMS:   # (a list or object is unhashable)
         raise EntityError("type", f"expected one of status, file, event, cached_entity, "
-                                  f"got {kind!r}")
+                                  f"got {codec.shown(kind)}")
     if body.get(kind) is None:
         raise EntityError(kind, f"is required for type {kind!r}")
     entity = FORMS[kind].from_json(body[kind], kind)
@@ -96,9 +95,9 @@ def settle(importer, entity, cached: bool) -> Answer:
             return answer
         try:
             result = _store(archive, entity)
-        except (MissingStatus, MissingData, IntegrityError) as exc:
-            # IntegrityError: a concurrent request stored another entity holding one of
-            # this one's file IDs first; the fresh facts will say so.
+        except (MissingStatus, MissingData) as exc:
+            # (A store that lost a race on the database's keys was decided again by the
+            # archive already: model.archive.races.)
             log.info("storing %s %s lost a race (%s); deciding again", entity.kind,
                      entity.id, type(exc).__name__)
             continue
@@ -124,8 +123,8 @@ def what_is_held(importer, entity) -> Held:
     missing_statuses = archive.missing_statuses(
         [entity.status_id] + [record.status_id for record in records])
     missing = frozenset(archive.missing_data(records))
-    taken = frozenset(importer.site.catalog.held_file_ids([r.file_id for r in records])
-                      if isinstance(entity, Event) else ())
+    taken = (handshake.taken_file_ids(entity, importer.site.catalog.file_holders(
+        [r.file_id for r in records])) if isinstance(entity, Event) else frozenset())
     return Held(held_hash=archive.held_hash(kind, entity.id),
                 status_held=not missing_statuses,
                 missing_status_id=missing_statuses[0] if missing_statuses else None,

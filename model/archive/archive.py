@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Sequence
 
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from model.archive.cleanup import ArchiveCleanup
+from model.archive.races import deciding_again
 from model.archive.rows import entity_rows, insert_rows
 from model.protocol.entities import Event, FileRecord, Status
 from model.protocol.vocabulary import EVENT, FILE, STATUS
@@ -83,15 +83,12 @@ class Archive(ArchiveCleanup):
     # -- statuses ---------------------------------------------------------------------------
 
     def add_status(self, status: Status) -> ImportResult:
-        try:
+        """Store a new status; one held already is HELD or CONFLICT, also when another
+        request stored it first while this one was deciding (`model.archive.races`)."""
+        def decide_and_store() -> ImportResult:
             with self.db.transaction() as tx:
                 return self._add_status_into(tx, status)
-        except IntegrityError:
-            # Another request stored the same status between our check and our insert.
-            held = self._hash_of(schema.statuses.c.status_id, status.status_id)
-            if held is None:
-                raise
-            return _already_held(held, status.content_hash)
+        return deciding_again(decide_and_store, f"status {status.status_id}")
 
     def _add_status_into(self, tx: Connection, status: Status) -> ImportResult:
         new_hash = status.content_hash
@@ -240,15 +237,13 @@ class Archive(ArchiveCleanup):
         return self._import(schema.files.c.file_id, record, [record], None)
 
     def _import(self, id_column, entity, records, event) -> ImportResult:
-        try:
+        """One transaction; after a lost race (another request stored this entity or one of
+        its file records first) the decision is made again on what is held then: HELD, or
+        CONFLICT, never an error (`model.archive.races`)."""
+        def decide_and_store() -> ImportResult:
             with self.db.transaction() as tx:
                 return self._import_into(tx, id_column, entity, records, event)
-        except IntegrityError:
-            # Another request stored the same entity between our check and our insert.
-            held = self._hash_of(id_column, entity.id)
-            if held is None:
-                raise
-            return _already_held(held, entity.content_hash)
+        return deciding_again(decide_and_store, f"{entity.kind} {entity.id}")
 
     def _import_into(self, tx, id_column, entity, records, event) -> ImportResult:
         """Decide and store inside the caller's transaction; raises MissingStatus or
@@ -318,17 +313,22 @@ class Archive(ArchiveCleanup):
 
         `before_commit(tx, results)` runs inside the transaction, so that what the caller
         writes about the bundle (trace events) commits or vanishes with it.
+
+        After a lost race (another import stored some of these entities first) the whole
+        transaction is decided again: those entities are then HELD, the bundle still whole.
         """
-        with self.db.transaction() as tx:
-            results = [BundleResult(STATUS, s.status_id, self._add_status_into(tx, s))
-                       for s in statuses]
-            results += [BundleResult(FILE, r.file_id, self._import_into(
-                tx, schema.files.c.file_id, r, [r], None)) for r in files]
-            results += [BundleResult(EVENT, e.event_id, self._import_into(
-                tx, schema.events.c.event_id, e, e.files, e)) for e in events]
-            if before_commit is not None:
-                before_commit(tx, results)
-        return results
+        def decide_and_store() -> list[BundleResult]:
+            with self.db.transaction() as tx:
+                results = [BundleResult(STATUS, s.status_id, self._add_status_into(tx, s))
+                           for s in statuses]
+                results += [BundleResult(FILE, r.file_id, self._import_into(
+                    tx, schema.files.c.file_id, r, [r], None)) for r in files]
+                results += [BundleResult(EVENT, e.event_id, self._import_into(
+                    tx, schema.events.c.event_id, e, e.files, e)) for e in events]
+                if before_commit is not None:
+                    before_commit(tx, results)
+            return results
+        return deciding_again(decide_and_store, "a bundle")
 
     # -- helpers ----------------------------------------------------------------------------
 

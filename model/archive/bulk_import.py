@@ -6,17 +6,19 @@ checks are made for all of them at once, inside one transaction, and the entitie
 every check are inserted with one statement per table. An entity is still all or nothing
 (its rows are in the same transaction), and an entity that is not ready is simply left out:
 the caller gives it the one-transaction-per-entity path, which says why (need_status,
-need_file_data, conflict). If the database refuses the bulk insert (a concurrent writer
-stored one of the IDs first), nothing of it is kept and every entity takes that path too,
-so a failed entity never blocks the others.
+need_file_data, conflict). If the bulk insert loses a race (a concurrent writer stored one
+of the IDs first, or the two deadlocked: `model.archive.races`), nothing of it is kept and
+every entity takes that path too, where it is decided again on what is held then; so a
+failed entity never blocks the others.
 """
 
 from typing import Sequence
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from model.archive.archive import Archive
+from model.archive.races import lost_race
 from model.archive.rows import entity_rows, insert_rows
 from model.protocol.entities import Event, FileRecord
 from model.protocol.vocabulary import EVENT
@@ -41,7 +43,9 @@ def store_ready(archive: Archive, entities: Sequence[Entity]) -> set[tuple[str, 
                 for collected, new in zip(rows, entity_rows(event, records, present)):
                     collected.extend(new)
             insert_rows(tx, *rows)
-    except IntegrityError:
+    except DBAPIError as exc:
+        if not lost_race(exc):
+            raise
         return set()
     return {(entity.kind, entity.id) for entity, _ in ready}
 

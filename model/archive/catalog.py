@@ -50,9 +50,17 @@ class Catalog:
         with self.db.reading() as conn:
             return conn.scalar(select(table.c.body).where(table.c[id_name] == entity_id))
 
-    def held_file_ids(self, file_ids: Sequence[str]) -> set[str]:
-        """Which of `file_ids` the archive holds as file records (standalone or in events)."""
-        return set(self.held_hashes(FILE, file_ids))
+    def file_holders(self, file_ids: Sequence[str]) -> dict[str, str | None]:
+        """{file ID: the event that holds it, None for a standalone record} for those of
+        `file_ids` the archive holds: whether a file record is held as part of *another*
+        entity than the one asking (`importer.handshake.taken_file_ids`)."""
+        column, ids, found = schema.files.c.file_id, list(dict.fromkeys(file_ids)), {}
+        with self.db.reading() as conn:
+            for start in range(0, len(ids), IN_CHUNK):
+                rows = conn.execute(select(column, schema.files.c.event_id)
+                                    .where(column.in_(ids[start:start + IN_CHUNK])))
+                found.update({row[0]: row[1] for row in rows})
+        return found
 
     def held_hashes(self, kind: str, entity_ids: Sequence[str]) -> dict[str, str]:
         """{entity ID: content hash} for those of `entity_ids` the archive holds as `kind`

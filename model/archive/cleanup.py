@@ -22,6 +22,7 @@ class GcReport:
     blobs_removed: int
     bytes_freed: int
     temporaries_removed: int
+    temporary_bytes: int
     dry_run: bool
 
 
@@ -100,7 +101,9 @@ class ArchiveCleanup:
     def gc(self, grace_s: float, staged_ttl_s: float, dry_run: bool = False) -> GcReport:
         """Forget staged bytes older than `staged_ttl_s`, then remove blobs no row uses and
         that are older than `grace_s` (rows first, then files; files with no row at all are
-        what a crash between blob write and row insert leaves)."""
+        what a crash between blob write and row insert leaves), then the temporaries of
+        writes that never ended, untouched for `grace_s`. A dry run lists by the same rules
+        and removes nothing."""
         now = now_ms()
         staged_cutoff, cutoff = now - staged_ttl_s * 1000, now - grace_s * 1000
         with self.db.transaction() as tx:
@@ -124,5 +127,8 @@ class ArchiveCleanup:
                 doomed[sha] = 0
         removed = list(doomed) if dry_run else self._remove_unclaimed_files(doomed)
         freed = sum(doomed[sha] for sha in removed)
-        temporaries = 0 if dry_run else self.blobs.remove_stale_temporaries(grace_s)
-        return GcReport(staged_expired, len(removed), freed, temporaries, dry_run)
+        temporaries = self.blobs.stale_temporaries(grace_s)
+        if not dry_run:
+            temporaries = self.blobs.remove_temporaries(temporaries)
+        return GcReport(staged_expired, len(removed), freed, len(temporaries),
+                        sum(t.size for t in temporaries), dry_run)

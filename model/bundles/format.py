@@ -1,16 +1,19 @@
 """The bundle format: a tar (optionally gzip) of `metadata.json` and `data/<file_id>`.
 
-This module knows the names and what a safe member is; `bundle_ingest` reads bundles and
-`exporter.bundle_writer` writes them. A bundle comes from another site, possibly a hostile
-one: nothing in it is ever extracted to a path, and every member that is not exactly what the
-format allows (absolute or `..` paths, links, devices, anything outside `data/` except
-`metadata.json`, a name seen twice) refuses the whole bundle.
+This module knows the names, what a safe member is and what a complete tar is;
+`bundle_ingest` reads bundles and `exporter.bundle_writer` writes them. A bundle comes from
+another site, possibly a hostile one: nothing in it is ever extracted to a path, and every
+member that is not exactly what the format allows (absolute or `..` paths, links, devices,
+anything outside `data/` except `metadata.json`, a name seen twice) refuses the whole bundle,
+as does a tar that is not complete (cut short anywhere before its end-of-archive marker).
 """
 
+import gzip
 import json
 import tarfile
+import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from model.protocol import codec
 from model.protocol.codec import EntityError
@@ -28,6 +31,103 @@ MAX_ENTITIES = 10_000_000
 class BundleRefused(Invalid):
     """The bundle cannot be ingested; the message says why in words a user can act on.
     Nothing of a refused bundle is stored."""
+
+
+_ZERO_BLOCK = tarfile.NUL * tarfile.BLOCKSIZE
+
+
+class _CompleteTarInfo(tarfile.TarInfo):
+    """A member header read by a reader that knows how a complete tar ends.
+
+    tarfile, reading a stream, takes the data's end, a header cut short and a block that is
+    no header, anywhere after the first member, for the end of the archive, silently: a
+    bundle cut between (or inside the header of) two members would read as the members
+    before the cut, and one whose members the site already holds would be `done`. Here the
+    only end is the end-of-archive marker, two zero blocks (what follows it, a record's
+    padding, is not checked); anything else refuses the bundle. A member whose data is cut
+    short is tarfile's own "unexpected end of data"."""
+
+    @classmethod
+    def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        at = tar.offset
+        try:
+            return super().fromtarfile(tar)
+        except tarfile.EOFHeaderError:      # a zero block: the first half of the marker
+            if tar.fileobj.read(tarfile.BLOCKSIZE) != _ZERO_BLOCK:
+                raise BundleRefused(f"the bundle is truncated: its end-of-archive marker (two "
+                                    f"zero blocks) at byte {at} of the tar is incomplete; "
+                                    "send the whole bundle again") from None
+            raise
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError) as exc:
+            if at == 0:                     # not a tar at all: tarfile says so
+                raise
+            where = "before" if isinstance(exc, tarfile.EmptyHeaderError) else "inside"
+            raise BundleRefused(f"the bundle is truncated: it ends {where} the member header "
+                                f"at byte {at} of the tar, without the end-of-archive marker; "
+                                "send the whole bundle again") from None
+        except tarfile.InvalidHeaderError:
+            if at == 0:
+                raise
+            raise BundleRefused(f"the bundle is corrupt: the block at byte {at} of the tar is "
+                                "neither a member header nor the end of the archive") from None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+_DRAIN_BYTES = 1024 * 1024
+# What may follow a gzip bundle's tar end (a record's padding: 10 KiB by default, 1 MiB for
+# GNU tar's largest blocking factor), decompressed; more is refused, not read on (zeros
+# compress a thousandfold).
+MAX_AFTER_END = 16 * 1024 * 1024
+
+
+def members(fileobj) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """(tar, member) for each member of the bundle read from `fileobj`, streamed, by a reader
+    that refuses a tar which is not complete (`_CompleteTarInfo`). A gzip bundle is
+    decompressed here rather than by tarfile, which never reads gzip's trailer: once the tar
+    has ended, the rest of the stream is read, so that a gzip stream cut short (or whose CRC
+    is wrong) is refused too. Other compressions are left to tarfile ("r|*")."""
+    head = fileobj.read(len(GZIP_MAGIC))
+    source = _Prefixed(head, fileobj)
+    if head != GZIP_MAGIC:
+        with tarfile.open(fileobj=source, mode="r|*", tarinfo=_CompleteTarInfo) as tar:
+            for member in tar:
+                yield tar, member
+        return
+    try:
+        with gzip.GzipFile(fileobj=source, mode="rb") as unzipped:
+            with tarfile.open(fileobj=unzipped, mode="r|", tarinfo=_CompleteTarInfo) as tar:
+                for member in tar:
+                    yield tar, member
+            after = 0
+            while block := unzipped.read(_DRAIN_BYTES):   # the padding, then gzip's trailer
+                after += len(block)
+                if after > MAX_AFTER_END:
+                    raise BundleRefused(f"the bundle holds more than {MAX_AFTER_END} bytes "
+                                        "after the end of its tar")
+    except EOFError:
+        raise BundleRefused("the bundle is truncated: its gzip stream ends before its "
+                            "end-of-stream marker; send the whole bundle again") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise BundleRefused(f"the bundle's gzip stream is corrupt: {exc}") from None
+
+
+class _Prefixed:
+    """`head`, already read from `rest`, then the rest: a stream whose first bytes were looked
+    at."""
+
+    def __init__(self, head: bytes, rest):
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        """Never shorter than asked before the end (tarfile sniffs a compression's magic
+        in its first read)."""
+        head, self._head = self._head, b""
+        if size < 0:
+            return head + self._rest.read()
+        if size <= len(head):
+            self._head = head[size:]
+            return head[:size]
+        return head + self._rest.read(size - len(head))
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
-from sqlalchemy.exc import IntegrityError
-
 from model.archive.archive import Archive, BundleResult, MissingData, MissingStatus, Outcome
-from model.bundles.format import METADATA, BundleMetadata, BundleRefused, classify, parse_metadata
+from model.bundles.format import (METADATA, BundleMetadata, BundleRefused, classify,
+                                  members, parse_metadata)
 from model.ops import jobs as job_tasks
 from model.ops.traces import FAILED, OK, TraceEvent, Traces
 from model.protocol.vocabulary import COMPLETE, EVENT, FILE, STATUS, answer_text
@@ -85,12 +84,12 @@ class _Counting:
 
 
 def _members(path: str, total: int, on_percent: Callable[[float], None]):
-    """(tar, member, Member) for every member, streamed (tarfile mode "r|*")."""
+    """(tar, member, Member) for every member of a complete bundle, streamed
+    (`format.members`)."""
     seen: set[str] = set()
     with open(path, "rb") as raw:
-        with tarfile.open(fileobj=_Counting(raw, total, on_percent), mode="r|*") as tar:
-            for member in tar:
-                yield tar, member, classify(member, seen)
+        for tar, member in members(_Counting(raw, total, on_percent)):
+            yield tar, member, classify(member, seen)
 
 
 def ingest_bundle(archive: Archive, traces: Traces, path: str, origin: Origin,
@@ -219,14 +218,10 @@ def _store(archive: Archive, traces: Traces, metadata: BundleMetadata, origin: O
         events.append(_bundle_event(origin, started, OK, "", size, report))
         traces.record_many(events, tx)
 
-    try:
-        results = archive.import_bundle(metadata.statuses, metadata.files, metadata.events,
-                                        before_commit=record_traces)
-    except IntegrityError:
-        # Another import stored one of these entities between our check and our insert
-        # (PostgreSQL); once more, the entity is simply held.
-        results = archive.import_bundle(metadata.statuses, metadata.files, metadata.events,
-                                        before_commit=record_traces)
+    # Another import storing some of these entities at the same time is no error: the
+    # archive decides again after a lost race, and they are simply held (`model.archive.races`).
+    results = archive.import_bundle(metadata.statuses, metadata.files, metadata.events,
+                                    before_commit=record_traces)
     return _report(metadata, results)
 
 

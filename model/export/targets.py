@@ -119,6 +119,7 @@ def check_url(url: Any) -> str:
     """An http(s) URL of the remote import path, without credentials in it."""
     if not isinstance(url, str):
         raise TargetError("url: expected a string such as https://host:8800/import")
+    _storable(url, "url")
     parts = urlsplit(url.strip())
     try:
         parts.port
@@ -138,13 +139,24 @@ def check_url(url: Any) -> str:
 def check_user(user: Any) -> str:
     if not isinstance(user, str) or not user or len(user) > 256 or ":" in user:
         raise TargetError("user: 1 to 256 characters, no ':' (HTTP Basic cannot carry it)")
+    _storable(user, "user")
     return user
 
 
 def check_password(password: Any) -> str:
     if not isinstance(password, str) or not password:
         raise TargetError("password: must not be empty")
+    _storable(password, "password")
     return password
+
+
+def _storable(text: str, field: str) -> None:
+    """Text every database can store (`codec.text`: no NUL, no lone surrogate), refused as a
+    TargetError; the length is each field's own rule."""
+    try:
+        codec.text(text, field, max_length=len(text))
+    except EntityError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def check_protocol(protocol: Any) -> str:
@@ -171,13 +183,24 @@ def check_bwlimit(value: Any) -> int | None:
     if value is None or value == "" or value == 0 or value == "0":
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
+        return _in_64_bits(value, "bandwidth limit", value)
     match = _RATE.match(value) if isinstance(value, str) else None
-    rate = int(float(match.group(1)) * _RATE_UNITS[match.group(2).upper()]) if match else 0
+    amount = float(match.group(1)) * _RATE_UNITS[match.group(2).upper()] if match else 0.0
+    rate = int(min(amount, codec.INT64_MAX + 1))     # (inf included) past the range: refused
     if rate <= 0:
         raise TargetError(f"bandwidth limit {value!r}: expected bytes per second, a number "
                           "with an optional K, M or G suffix (e.g. 2M), or 0 for none")
-    return rate
+    return _in_64_bits(rate, "bandwidth limit", value)
+
+
+def _in_64_bits(number: int, what: str, given: Any) -> int:
+    """The wire's 64-bit rule (`codec.int64`: every integer column is 64-bit), refused as a
+    TargetError that names what was given."""
+    try:
+        return codec.int64(number, what)
+    except EntityError:
+        raise TargetError(f"{what} {codec.shown(given)}: out of the 64-bit range (at most "
+                          f"{codec.INT64_MAX})") from None
 
 
 def parse_time(value: Any, field: str) -> int | None:
@@ -185,10 +208,11 @@ def parse_time(value: Any, field: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
+        return _in_64_bits(value, field, value)
     if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
+        if value.isascii() and value.isdigit():      # ('²'.isdigit() is true as well)
+            return _in_64_bits(int(value) if len(value) <= 20 else codec.INT64_MAX + 1,
+                               field, value)
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:

@@ -33,6 +33,12 @@ class UploadUrls:
             tx.execute(delete(schema.outgoing_uploads).where(
                 _U.target == target, _U.file_id == file_id, _U.md5 == md5))
 
+    def forget_files(self, target: str, file_ids: list[str]) -> None:
+        """Files the target now holds: their uploads, finished or not, are of no more use."""
+        with self.db.transaction() as tx:
+            tx.execute(delete(schema.outgoing_uploads).where(
+                _U.target == target, _U.file_id.in_(file_ids)))
+
     def forget_target(self, target: str) -> int:
         """When a target is removed or its URL changes, its upload URLs mean nothing."""
         with self.db.transaction() as tx:

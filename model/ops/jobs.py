@@ -23,6 +23,7 @@ OK, FAILED = "OK", "FAILED"
 UPLOADING, VALIDATING, INGEST_FILES, INGEST_METADATA, DONE = (
     "UPLOADING", "validating", "ingest files", "ingest metadata", "done")
 TASKS = (UPLOADING, VALIDATING, INGEST_FILES, INGEST_METADATA, DONE)
+JOB_ID_MAX = 2 ** 31 - 1    # jobs.job_id is an INTEGER column: 32 bits on PostgreSQL
 CRASHED = ("the process running this job ({owner}) stopped before it finished; nothing of the "
            "bundle was stored. Send the bundle again.")
 
@@ -124,6 +125,8 @@ class Jobs:
         return self.get(job_id)
 
     def get(self, job_id: int) -> Job | None:
+        if not 0 < job_id <= JOB_ID_MAX:    # no such job (and PostgreSQL refuses the query)
+            return None
         with self.db.reading() as conn:
             row = conn.execute(select(schema.jobs).where(schema.jobs.c.job_id == job_id)).first()
         return None if row is None else Job(**row._mapping)

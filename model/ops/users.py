@@ -111,6 +111,8 @@ class Users:
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if the password is right, else None (same answer for an unknown name)."""
+        if not _NAME.fullmatch(name):   # no user's name: not looked up (PostgreSQL refuses NUL)
+            return None
         with self.db.reading() as conn:
             row = conn.execute(select(schema.users).where(schema.users.c.name == name)).first()
         if row is None or not verify_password(password, row.password_hash):

@@ -159,7 +159,9 @@ class Status(_Content):
             sensor=opt("sensor", codec.text),
             inst_name=opt("inst_name", codec.text),
             inst_url=opt("inst_url", codec.text),
-            regions=opt("regions", lambda v, f: codec.listing(v, f, _region)),
+            # [] is no regions, as absent is: MeteorPi (and a version 1 exporter) always
+            # sends the key, so both spellings must hash alike (docs/protocol.md).
+            regions=opt("regions", lambda v, f: codec.listing(v, f, _region)) or None,
         )
 
     def to_json(self) -> dict:

@@ -20,7 +20,7 @@ import queue
 import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from model.protocol.errors import Invalid, OverLimit
@@ -260,6 +260,16 @@ class Partial(ABC):
     def remove(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Temporary:
+    """One thing a write that never ended left: a file, an object or a multipart upload.
+    `size` is its bytes where the listing tells them (0 where it does not: an object store's
+    multipart upload); `remove` removes it and says whether it was still there."""
+    name: str
+    size: int
+    remove: Callable[[], bool] = field(compare=False, repr=False)
+
+
 class BlobStore(ABC):
     """Everything callers do with blobs; nothing reaches past it to where bytes live."""
 
@@ -301,6 +311,17 @@ class BlobStore(ABC):
         """(sha256, modification time) of every committed blob."""
 
     @abstractmethod
+    def stale_temporaries(self, older_than_s: float) -> "list[Temporary]":
+        """What writes that never ended (a crash) left, untouched for `older_than_s`: the one
+        rule of what is stale, which `gc --dry-run` lists and the real run removes."""
+
     def remove_stale_temporaries(self, older_than_s: float) -> int:
-        """Remove what writes that never ended (a crash) left, older than `older_than_s`;
-        returns how many."""
+        """Remove the stale temporaries; returns how many (`remove_temporaries` says which)."""
+        return len(self.remove_temporaries(self.stale_temporaries(older_than_s)))
+
+    @staticmethod
+    def remove_temporaries(temporaries: Iterable[Temporary]) -> "list[Temporary]":
+        """Remove these; returns those removed (one committed or removed since it was listed
+        is not counted)."""
+        return [temporary for temporary in temporaries if temporary.remove()]
+

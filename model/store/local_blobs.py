@@ -11,6 +11,7 @@ than creating them in the small two-level folders. Temporary names start with a 
 never shows them.
 """
 
+import functools
 import itertools
 import os
 import secrets
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from model.store.blobs import (CHUNK, MD5_LAG, BlobInfo, BlobStore, Digests, LostBytes,
-                               Partial, PendingBlob, ReadInto, TooLarge, chunks_of)
+                               Partial, PendingBlob, ReadInto, Temporary, TooLarge,
+                               chunks_of)
 from model.store.page_cache import DROP_EVERY, PageDropper, sync_file_system
 
 SMALL_BLOB = 1024 * 1024
@@ -273,15 +275,28 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:  # removed since the folder was read
                 continue
 
-    def remove_stale_temporaries(self, older_than_s: float) -> int:
-        """Temporary files left by a crash mid-write (in `tmp/`, or beside the blobs)."""
-        cutoff, removed = time.time() - older_than_s, 0
+    def stale_temporaries(self, older_than_s: float) -> "list[Temporary]":
+        """Temporary files a crash left mid-write: every file in `tmp/` (a large blob's) and
+        every `ab/cd/.incoming-…` (a small blob's) not modified for `older_than_s`. A write
+        in flight touches its file with every block, so only a writer that stalled (or died)
+        that long is stale."""
+        cutoff, found = time.time() - older_than_s, []
         for path in itertools.chain(self.temp_dir.iterdir(),
                                     self.root.glob(f"??/??/{TEMP_PREFIX}*")):
             try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink(missing_ok=True)
-                    removed += 1
+                stat = path.stat()
             except FileNotFoundError:   # committed or discarded since the folder was read
                 continue
-        return removed
+            if stat.st_mtime < cutoff:
+                found.append(Temporary(str(path), stat.st_size,
+                                       functools.partial(_unlink, path)))
+        return found
+
+
+def _unlink(path: Path) -> bool:
+    """Remove `path`; False if it was gone already (committed or discarded meanwhile)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True

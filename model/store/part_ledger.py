@@ -4,12 +4,14 @@ part's number, size, ETag and MD5 (tables `multipart_uploads`, `multipart_parts`
 says which parts count; the store's ListParts is never asked.
 """
 
+import functools
 import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select, update
 
 from model.store import schema
+from model.store.blobs import Temporary
 from model.store.database import Database, now_ms
 from model.store.object_store import translated_errors
 from model.store.s3_parts import Part, abort
@@ -82,15 +84,16 @@ class PartLedger:
             return [(row.upload_id, row.updated_ms / 1000)
                     for row in conn.execute(select(table.c.upload_id, table.c.updated_ms))]
 
-    def remove_strays(self, store, older_than_s: float) -> int:
-        """Abort multipart uploads and delete tails that no ledger entry names, older than
-        `older_than_s` (what a crash between the store and the database leaves)."""
+    def strays(self, store, older_than_s: float) -> list[Temporary]:
+        """Multipart uploads and tails that no ledger entry names, older than `older_than_s`
+        (what a crash between the store and the database leaves), each with how to remove it
+        (abort, delete)."""
         table = schema.multipart_uploads
         with self.db.reading() as conn:
             known = {(row.object_key, row.multipart_id)
                      for row in conn.execute(select(table.c.object_key, table.c.multipart_id))}
             names = set(conn.scalars(select(table.c.upload_id)))
-        cutoff, removed = time.time() - older_than_s, 0
+        cutoff, found = time.time() - older_than_s, []
         with translated_errors("list multipart uploads"):
             pages = store.client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=store.bucket, Prefix=store.where.prefix)
@@ -99,9 +102,20 @@ class PartLedger:
                     if (upload["Key"], upload["UploadId"]) in known \
                             or upload["Initiated"].timestamp() >= cutoff:
                         continue
-                    abort(store, upload["Key"], upload["UploadId"])
-                    removed += 1
-        strays = [key for key, modified in store.objects_under(store.where.key("tails/"))
-                  if key.split("/")[-2] not in names and modified < cutoff]
-        store.delete_objects(strays)
-        return removed + len(strays)
+                    found.append(Temporary(
+                        f"{upload['Key']} (multipart upload {upload['UploadId']})", 0,
+                        functools.partial(_abort, store, upload["Key"], upload["UploadId"])))
+        for key, modified, size in store.sized_objects_under(store.where.key("tails/")):
+            if key.split("/")[-2] not in names and modified < cutoff:
+                found.append(Temporary(key, size, functools.partial(_delete, store, key)))
+        return found
+
+
+def _abort(store, key: str, multipart_id: str) -> bool:
+    abort(store, key, multipart_id)
+    return True
+
+
+def _delete(store, key: str) -> bool:
+    store.delete_objects([key])
+    return True

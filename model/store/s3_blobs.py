@@ -23,7 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from model.store import object_store
-from model.store.blobs import BlobStore, PendingBlob
+from model.store.blobs import BlobStore, PendingBlob, Temporary
 from model.store.database import Database
 from model.store.local_blobs import LocalBlobStore
 from model.store.object_store import Location, content_md5, is_missing, translated_errors
@@ -227,12 +227,17 @@ class S3BlobStore(BlobStore):
 
     def objects_under(self, prefix: str) -> Iterator[tuple[str, float]]:
         """(key, modification time) of every object whose key starts with `prefix`."""
+        for key, modified, _ in self.sized_objects_under(prefix):
+            yield key, modified
+
+    def sized_objects_under(self, prefix: str) -> Iterator[tuple[str, float, int]]:
+        """(key, modification time, size) of every object whose key starts with `prefix`."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                       Prefix=prefix)
         with translated_errors("list objects"):
             for page in pages:
                 for item in page.get("Contents", ()):
-                    yield item["Key"], item["LastModified"].timestamp()
+                    yield item["Key"], item["LastModified"].timestamp(), item["Size"]
 
     def delete_objects(self, keys: Sequence[str]) -> None:
         with translated_errors("delete objects"):
@@ -241,11 +246,11 @@ class S3BlobStore(BlobStore):
                     "Objects": [{"Key": key} for key in keys[start:start + 1000]],
                     "Quiet": True})
 
-    def remove_stale_temporaries(self, older_than_s: float) -> int:
+    def stale_temporaries(self, older_than_s: float) -> "list[Temporary]":
         """Spool files a crash left here, and in the store: multipart uploads and tails that
         no upload's ledger names (a crash between the store and the ledger)."""
-        return self.spool.remove_stale_temporaries(older_than_s) + \
-            self.ledger.remove_strays(self, older_than_s)
+        return self.spool.stale_temporaries(older_than_s) + \
+            self.ledger.strays(self, older_than_s)
 
 
 def open_store(settings, spool_folder: str | Path, database: Database) -> S3BlobStore:

@@ -180,14 +180,16 @@ class Uploads:
         with self._locked(upload_id):
             self._remove(upload_id)
 
-    def expire(self, grace_s: float = 3600) -> int:
+    def expire(self, grace_s: float = 3600, dry_run: bool = False) -> int:
         """Remove expired uploads, and partial bytes and lock files no row names (a crash
         between the bytes and the row) once older than `grace_s`. Returns the number of
-        uploads removed."""
+        uploads removed (with `dry_run`, that would be; nothing is removed)."""
         with self.db.reading() as conn:
             expired = list(conn.scalars(select(schema.uploads.c.upload_id)
                                         .where(schema.uploads.c.expires_ms < now_ms())))
             known = set(conn.scalars(select(schema.uploads.c.upload_id)))
+        if dry_run:
+            return len(expired)
         for upload_id in expired:
             self._remove(upload_id)
         cutoff = time.time() - grace_s

@@ -1,12 +1,14 @@
 """`skyrelay serve`: the importer under gunicorn.
 
-Migrations are applied once, in the master, before any worker starts. The app is not
-preloaded: each worker calls the app factory after the fork, so each opens its own database
-engine (connections must never cross a fork). The master prints the address it actually
-bound (`listening on http://HOST:PORT`) on stdout, so `--port 0` is usable by scripts and
-tests. Every worker logs one access line per request to stderr; gunicorn's own access log
-stays off so that each request is logged once. The workers are gunicorn's threaded ones,
-which let an idle worker take a new connection first (`importer.balanced_worker`).
+Migrations are applied once, in the master, before any worker starts; the temporary files
+a process that died mid-write left (untouched for `gc.grace_s`) are removed then too. The
+app is not preloaded: each worker calls the app factory after the fork, so each opens its
+own database engine (connections must never cross a fork). The master prints the address it
+actually bound (`listening on http://HOST:PORT`) on stdout, so `--port 0` is usable by
+scripts and tests. Every worker logs one access line per request to stderr; gunicorn's own
+access log stays off so that each request is logged once. The workers are gunicorn's
+threaded ones, which let an idle worker take a new connection first
+(`importer.balanced_worker`).
 """
 
 import logging
@@ -15,11 +17,19 @@ import sys
 import click
 from gunicorn.app.base import BaseApplication
 
+from model.store.object_store import ObjectStoreError
 from skyrelay import heap
 from skyrelay.commands.context import pass_context
 
 # How long a stopping worker may finish its requests, in seconds.
 GRACEFUL_TIMEOUT_S = 10
+# What gunicorn reads of a request before refusing it (414, 431), pinned here rather than
+# left to its defaults of the day: docs/protocol.md names them. The refusals are JSON
+# (`importer.server_errors`); raising the limits would only let a client make a worker hold
+# more.
+REQUEST_LIMITS = {"limit_request_line": 4094,          # bytes of the request line
+                  "limit_request_fields": 100,         # header lines
+                  "limit_request_field_size": 8190}    # bytes of one header line
 LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
@@ -40,6 +50,7 @@ class ImporterServer(BaseApplication):
             "preload_app": False,
             "when_ready": _announce,
             "proc_name": f"skyrelay-{config['site.name']}",
+            **REQUEST_LIMITS,
         }
         super().__init__()
 
@@ -68,6 +79,21 @@ def _host_for_bind(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _remove_stale_temporaries(site, grace_s: float) -> None:
+    """What a process that died left mid-write, as `gc` removes it: only temporaries
+    untouched for `gc.grace_s`, so that the writes in flight of a sibling (another `serve` on
+    the same folder, another host on the same bucket) are never touched. Housekeeping: a
+    store that fails here is reported, and the server starts all the same."""
+    try:
+        removed = site.blobs.remove_stale_temporaries(grace_s)
+    except (ObjectStoreError, OSError) as exc:
+        click.echo(f"warning: stale temporary files not removed: {exc}", err=True)
+        return
+    if removed:
+        click.echo(f"removed {removed} stale temporary files (untouched for {grace_s} s, "
+                   "gc.grace_s) left by a process that stopped mid-write", err=True)
+
+
 def _announce(arbiter) -> None:
     """gunicorn's `when_ready` hook: the sockets are bound, workers are about to start."""
     for listener in arbiter.LISTENERS:
@@ -87,8 +113,10 @@ def _announce(arbiter) -> None:
 def serve(ctx, host, port, workers):
     """Run the importer: the import handshake, uploads and the read API."""
     config = ctx.config
-    # Opening the site applies pending migrations: once, here, before the fork. Its
-    # engine is closed so that no connection is inherited by the workers.
+    # Opening the site applies pending migrations: once, here, before the fork, as is the
+    # removal of what a dead process left mid-write. The site's engine is then closed so that
+    # no connection is inherited by the workers.
+    _remove_stale_temporaries(ctx.site, config["gc.grace_s"])
     ctx.site.close()
     ImporterServer(config,
                    host or config["importer.host"],

@@ -137,6 +137,8 @@ def check(ctx, name):
     if not result.ok:
         raise click.ClickException(f"target {name}: {result.message}")
     click.echo(f"target {name}: {result.message}")
+    if result.warning:
+        click.echo(f"target {name}: WARNING: {result.warning}", err=True)
 
 
 @target.command("set")

@@ -5,7 +5,8 @@ import pytest
 from tests.site_kit import sync_settings
 from exporter import errors
 from exporter.resumable import UploadRefused
-from exporter.retry import (MAX_STALLS, Fault, RetryPolicy, fault_of, keep_uploading,
+from exporter.retry import (MAX_ENTITY_5XX, MAX_STALLS, Fault, RetryPolicy,
+                            ServerErrorStreak, fault_of, keep_uploading, may_be_the_entitys,
                             means_version_1)
 
 ENTITY, TARGET, CREDENTIALS = Fault.ENTITY, Fault.TARGET, Fault.CREDENTIALS
@@ -95,3 +96,47 @@ def test_a_resumable_upload_gives_up_after_three_stalls_in_a_row(stalls, keep):
 def test_the_policy_reads_the_backoff_settings():
     settings = sync_settings(backoff_base_s=2.5, backoff_max_s=90)
     assert RetryPolicy.from_settings(settings) == RetryPolicy(base_s=2.5, max_s=90)
+
+
+@pytest.mark.parametrize("error, maybe", [
+    (errors.ServerError("internal error", 500), True),
+    (errors.ServerError("not implemented", 501), True),
+    (errors.ServerError("bad gateway", 502), False),      # a proxy could not reach it
+    (errors.ServerError("busy", 503), False),             # the importer says: later
+    (errors.ServerError("gateway timeout", 504), False),
+    (errors.ServerError("too many", 429), False),
+    (ERRORS["timeout"], False), (ERRORS["unreachable"], False), (ERRORS["400"], False),
+    (ERRORS["401"], False),
+])
+def test_which_5xx_may_be_one_entitys(error, maybe):
+    assert may_be_the_entitys(error) is maybe
+
+
+def server_error(n: int) -> errors.ServerError:
+    return errors.ServerError(f"importer error 500 #{n}", 500)
+
+
+def test_a_streak_broken_by_an_answer_was_its_entities_own():
+    streak = ServerErrorStreak()
+    assert streak.broken() == [] and streak.answered       # an answer, no streak
+    assert streak.add("a", server_error(1)) is None        # undecided: go on
+    assert streak.add("b", server_error(2)) is None
+    assert streak.items == ["a", "b"]
+    blamed = streak.broken()
+    assert [item for item, _ in blamed] == ["a", "b"] and streak.suspects == []
+
+
+def test_a_streak_of_max_entity_5xx_is_the_targets():
+    assert MAX_ENTITY_5XX == 3
+    streak = ServerErrorStreak()
+    faults = [streak.add(name, server_error(n)) for n, name in enumerate("abc")]
+    assert faults == [None, None, Fault.TARGET] and streak.items == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("answered_before, fault", [(True, ENTITY), (False, TARGET)])
+def test_a_streak_open_at_the_end_of_the_queue(answered_before, fault):
+    streak = ServerErrorStreak()
+    if answered_before:
+        streak.broken()
+    streak.add("last", server_error(1))
+    assert streak.at_end() is fault

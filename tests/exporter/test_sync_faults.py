@@ -87,7 +87,8 @@ def test_500_backs_the_target_off_and_a_later_sync_waits(filled):
     with Server(always(answer)) as server:
         target = add(filled, server.url)
         report = Syncer(filled, FAST).run()
-        assert not report.ok and len(server.requests) == 1
+        # version 1: a 5xx may be one entity's, so 3 (MAX_ENTITY_5XX) entities are tried
+        assert not report.ok and len(server.requests) == 3
         assert "500" in report.targets[0].problem and "backing off 30 s" in \
             report.targets[0].problem
         assert report.targets[0].deferred == 3
@@ -96,7 +97,7 @@ def test_500_backs_the_target_off_and_a_later_sync_waits(filled):
         assert any("500" in (e["last_error"] or "") for e in entries(filled, target))
         again = Syncer(filled, FAST).run()
         assert not again.ok and "backing off" in again.targets[0].problem
-        assert len(server.requests) == 1            # the second run did not knock
+        assert len(server.requests) == 3            # the second run did not knock
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -255,3 +256,30 @@ def test_a_fault_with_two_pages_in_flight_backs_off_once_and_keeps_what_arrived(
         assert Targets(site.database).get("b").failures == 1
         states = sorted(e["state"] for e in entries(site, target))
         assert states == ["done"] * 4 + ["pending"] * 6
+
+
+def test_batches_answered_complete_stay_done_when_a_later_batch_of_the_page_fails(site):
+    """One page cut into several batches (the importer's max_batch is smaller than the
+    page): the batches answered `complete` before a 500 are done at once, whatever happens
+    to the page's later requests; only the rest waits for the next run."""
+    SampleWriter(site.archive, seed=4).fill(cameras=1, events_per_camera=10,
+                                            files_per_event=0, standalone_per_camera=0)
+    fault = json_answer({"state": "failed", "message": "internal error"}, 500)
+    respond = version_2_until(2, fault)
+
+    def max_batch_2(request):
+        if request.path.endswith("/capabilities"):
+            return json_answer({"protocol": [1, 2], "max_batch": 2, "uploads": "/u",
+                                "max_body_bytes": 1 << 24, "max_file_bytes": 1 << 30})
+        return respond(request)
+
+    with Server(max_batch_2) as server:
+        target = Targets(site.database).add("b", server.url + "/import", "exporter",
+                                            PASSWORD, "v2")
+        settings = sync_settings(timeout_s=2, backoff_base_s=30, batch_size=10)
+        report = Syncer(site, settings).run()
+    line = report.targets[0]
+    assert not report.ok and "500" in line.problem
+    assert (line.already_present, line.failed, line.deferred) == (4, 0, 6)
+    states = sorted(e["state"] for e in entries(site, target))
+    assert states == ["done"] * 4 + ["pending"] * 6

@@ -2,21 +2,24 @@
 resumable uploads resumed after a cut link and after a crash, the bandwidth limit, and the
 fallback to version 1."""
 
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.balancer import free_port
 from tests.server import Server, password_of, server_factory  # noqa: F401  (fixture)
 from tests.site_kit import open_test_site, sync_settings
 from tests.tcp_proxy import TcpProxy
 from exporter.protocol_v2 import Complete
 from exporter.sync import Syncer
-from exporter.sync_v2 import BatchDriver
+from exporter.sync_v2 import BatchDriver, PageOutcome
 from exporter.transport import Transport
 from model.archive.sample import SampleWriter
 from model.export.queue import ExportQueue
@@ -157,14 +160,17 @@ def test_an_exporter_crash_mid_upload_resumes_in_the_next_run(tmp_path, server_f
 
 
 def wait_for_partial_file(importer, running, deadline_s=30) -> None:
-    """Until the importer's partial file of the upload holds some bytes."""
+    """Until the importer's partial file of the upload holds some bytes (`running`: the
+    sync's process or thread)."""
     deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline and running.poll() is None:
+    alive = running.is_alive if hasattr(running, "is_alive") else \
+        lambda: running.poll() is None
+    while time.monotonic() < deadline and alive():
         parts = list((importer.root / "blobs" / "uploads").glob("*.part"))
         if parts and 0 < parts[0].stat().st_size < 3 * 1024 * 1024:
             return
         time.sleep(0.05)
-    raise AssertionError(f"no partial upload before the sync ended: {running.poll()}")
+    raise AssertionError("no partial upload before the sync ended")
 
 
 def held_offset(importer, deadline_s=10) -> int:
@@ -232,11 +238,13 @@ def test_after_a_batch_that_lacked_every_file_the_next_sends_its_bytes_unasked(
     def driver(transport):
         return BatchDriver(site_a.archive, transport, transport.capabilities(),
                            UploadUrls(site_a.database), "b", 5, 256 * 1024, 1024 * 1024,
-                           512 * 1024)        # batches of 5: a page of 4 and its status
+                           512 * 1024,        # batches of 5: a page of 4 and its status
+                           queue.mark_done_many)
 
     def requests_for(send, page):
         before = transport.requests
-        outcome = send(page)
+        outcome = PageOutcome()
+        send(page, outcome)
         return transport.requests - before, set(outcome.outcomes.values())
 
     with Transport(b.import_url, "exporter", password_of("exporter"), 10,
@@ -248,3 +256,79 @@ def test_after_a_batch_that_lacked_every_file_the_next_sends_its_bytes_unasked(
         again = driver(transport).send        # a new run: the importer holds everything
         assert [requests_for(again, page) for page in pages[:2]] == [
             (1, {Complete(True)}), (1, {Complete(True)})]
+
+
+def remembered_urls(site) -> int:
+    with site.database.reading() as conn:
+        return conn.scalar(select(func.count()).select_from(schema.outgoing_uploads))
+
+
+def test_an_upload_url_is_forgotten_once_the_target_holds_the_file(site_a, server_factory):
+    """A URL left by an interrupted run goes when the importer answers the file's entity
+    `complete`, even if the bytes arrived another way (here: through another target name
+    for the same importer), so the table does not keep URLs that can serve no more."""
+    generated = fill(site_a, large_bytes=1024 * 1024, cameras=1, events_per_camera=0,
+                     standalone_per_camera=0)
+    b = server_factory("b", users=USERS)
+    target(site_a, b.import_url, name="b1")
+    assert Syncer(site_a, SMALL).run(["b1"]).ok
+    (large,) = [f for f in generated.files if f.file_size == 1024 * 1024]
+    urls = UploadUrls(site_a.database)
+    urls.remember("b2", large.file_id, large.md5, b.import_url + "/uploads/" + "0" * 32)
+    target(site_a, b.import_url, name="b2")
+    report = Syncer(site_a, SMALL).run(["b2"])
+    assert report.ok and report.total("already_present") == 1
+    assert remembered_urls(site_a) == 0
+
+
+def test_an_upload_the_importer_refuses_forgets_its_url(site_a, server_factory):
+    """Bytes whose MD5 is not the record's (the exporter's copy went bad on its disk): the
+    importer refuses the upload at its last byte, the file's entity fails with that reason,
+    and the URL is not kept for a next run to resume something that can never finish."""
+    generated = fill(site_a, large_bytes=1024 * 1024, cameras=1, events_per_camera=0,
+                     standalone_per_camera=0)
+    (large,) = [f for f in generated.files if f.file_size == 1024 * 1024]
+    sha256 = site_a.archive.blob_names([large.file_id])[large.file_id]
+    path = site_a.archive.blobs.open(sha256).name
+    with open(path, "r+b") as spoiled:
+        spoiled.write(b"\0" * 16)
+    b = server_factory("b", users=USERS)
+    target(site_a, b.import_url)
+    report = Syncer(site_a, SMALL).run()
+    assert (report.total("failed"), report.total("sent")) == (1, 0)
+    entry = ExportQueue(site_a.database).entry(1, "file", large.file_id)
+    assert entry["state"] == "failed" and "MD5" in entry["last_error"], entry
+    assert remembered_urls(site_a) == 0
+
+
+def test_an_importer_killed_mid_page_keeps_what_it_answered_complete(site_a, server_factory):
+    """One page of 41 entities, cut by the importer's max_batch into batches of 10, the
+    large file last: the importer is killed (SIGKILL) during its upload. Every entity it
+    had answered `complete` is done in the exporter's queue, the next run does not send
+    them again, and only the rest goes."""
+    generated = fill(site_a, large_bytes=4 * 1024 * 1024, cameras=1, events_per_camera=40,
+                     files_per_event=1, standalone_per_camera=0)
+    b = server_factory("b", users=USERS, settings={"importer.max_batch": 10},
+                       port=free_port())          # the same address after its restart
+    target(site_a, b.import_url, bwlimit=512 * 1024)
+    settings = sync_settings(timeout_s=5, backoff_base_s=0.01, batch_size=200,
+                             small_file_bytes=256 * 1024, upload_chunk_bytes=64 * 1024)
+    finished = {}
+    syncing = threading.Thread(target=lambda: finished.update(
+        report=Syncer(site_a, settings).run()))
+    syncing.start()
+    wait_for_partial_file(b, syncing)
+    os.killpg(b.process.pid, signal.SIGKILL)
+    syncing.join(60)
+    first = finished["report"]
+    assert not first.ok and first.targets[0].deferred >= 1
+    stored = b.counts()["events"]
+    assert stored == 40
+    counts = ExportQueue(site_a.database).counts(1)
+    assert counts["done"] == stored and counts["pending"] == 1, counts
+    b.start()
+    time.sleep(0.02)                    # past the target's backoff
+    again = Syncer(site_a, settings).run()
+    assert again.ok, again.targets[0].problem
+    assert (again.total("sent"), again.total("already_present")) == (1, 0)
+    assert verify(b.url, b.auth("exporter"), generated).problems == []

@@ -165,7 +165,7 @@ def test_a_truncated_bundle_is_refused(site_a, site, tmp_path):
     before = blob_leftovers(site)
     outcome = ingest(site, cut)
     assert outcome.job.state == FAILED
-    assert "not a readable tar (truncated or corrupt?)" in outcome.job.exception
+    assert "the bundle is truncated: its gzip stream ends" in outcome.job.exception
     assert blob_leftovers(site) == before
 
 

@@ -142,7 +142,7 @@ def test_gc_dry_run_reports_and_gc_removes_an_old_orphan_blob(cli):
     empty = cli("gc", "--dry-run")
     assert empty.returncode == 0, empty.stderr
     assert empty.stdout.strip() == ("would remove 0 blobs (0 bytes), 0 expired staged uploads, "
-                                    "0 stale temporary files")
+                                    "0 stale temporary files (0 bytes)")
     store = LocalBlobStore(cli.site_dir / "var" / "blobs")
     with store.write([b"left behind by a crash"]) as pending:
         pending.commit()  # a blob with no row, as a crash before the row insert leaves
