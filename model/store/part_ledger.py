@@ -1,6 +1,6 @@
 """The database's record of resumable uploads on an object store: per upload, where its
 multipart upload goes, how many bytes count, its tail and its running digests, and each
-part's number, size, ETag and MD5 (tables `multipart_uploads`, `multipart_parts`). It alone
+part's number, size, ETag and CRC32 (tables `multipart_uploads`, `multipart_parts`). It alone
 says which parts count; the store's ListParts is never asked.
 """
 
@@ -55,7 +55,7 @@ class PartLedger:
                                  .order_by(parts.c.part_number)).all()
         return LedgerEntry(name, row.object_key, row.multipart_id, row.length, row.part_bytes,
                            row.received_bytes, row.tail_key, row.tail_bytes, row.digests,
-                           tuple(Part(p.part_number, p.size, p.etag, p.md5) for p in found))
+                           tuple(Part(p.part_number, p.size, p.etag, p.crc32) for p in found))
 
     def record(self, tx, entry: LedgerEntry, new_parts: tuple[Part, ...]) -> None:
         parts = schema.multipart_parts
@@ -63,7 +63,7 @@ class PartLedger:
             tx.execute(delete(parts).where(parts.c.upload_id == entry.name,
                                            parts.c.part_number >= new_parts[0].number))
             tx.execute(insert(parts), [{"upload_id": entry.name, "part_number": p.number,
-                                        "size": p.size, "etag": p.etag, "md5": p.md5}
+                                        "size": p.size, "etag": p.etag, "crc32": p.crc32}
                                        for p in new_parts])
         tx.execute(update(schema.multipart_uploads)
                    .where(schema.multipart_uploads.c.upload_id == entry.name)

@@ -2,7 +2,7 @@
 each chunk may go to any importer host.
 
 The ledger (`model.store.part_ledger`) holds the offset, every part's number, size, ETag
-and MD5, the tail, and the running digests (`model.store.resumable_hash`); it is written in
+and CRC32, the tail, and the running digests (`model.store.resumable_hash`); it is written in
 the same transaction as the upload's offset (`record_written`), and it alone says which
 parts count. A chunk's bytes are cut into parts of the ledger's part size as they arrive,
 several sent at once (`model.store.s3_parts`). Bytes left at the end of a chunk, too few for
@@ -26,9 +26,10 @@ from dataclasses import replace
 from botocore.exceptions import ClientError
 
 from model.store.blobs import Digests, LostBytes, Partial, PendingBlob, ReadInto
-from model.store.object_store import content_md5, is_missing, translated_errors
+from model.store.object_store import (content_md5, crc32_checksum, is_missing,
+                                      translated_errors)
 from model.store.part_ledger import LedgerEntry, Part
-from model.store.s3_parts import PartWriter, abort, complete, part_bytes_for
+from model.store.s3_parts import PartWriter, abort, complete, part_bytes_for, start
 
 
 class S3Partial(Partial):
@@ -50,8 +51,7 @@ class S3Partial(Partial):
         self.remove()
         key = self._store.key(sha256) if sha256 else self._store.staging_key(self.name)
         with translated_errors("start a multipart upload"):
-            multipart_id = self._client.create_multipart_upload(
-                Bucket=self._store.bucket, Key=key)["UploadId"]
+            multipart_id = start(self._store, key)
         self._store.ledger.start(LedgerEntry(
             self.name, key, multipart_id, length, part_bytes_for(length), 0, None, 0,
             Digests.resumable().saved()))
@@ -104,7 +104,7 @@ class S3Partial(Partial):
         key = f"{self._store.tail_prefix(self.name)}{end}-{secrets.token_hex(4)}"
         with translated_errors("store an upload's tail"):
             self._client.put_object(Bucket=self._store.bucket, Key=key, Body=leftover,
-                                    ContentMD5=content_md5(hashlib.md5(leftover).digest()))
+                                    ChecksumCRC32=crc32_checksum(leftover))
         return key, len(leftover)
 
     def record_written(self, tx) -> None:

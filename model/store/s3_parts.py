@@ -1,10 +1,9 @@
-"""Sending an object to the store in parts: several at once, each with its own MD5 as
-Content-MD5, from a few buffers reused in turn. A resumable upload's chunks
+"""Sending an object to the store in parts: several at once, each with its own CRC32 for the
+store to check (`object_store.CHECKSUM_ALGORITHM`), from a few buffers reused in turn. A resumable upload's chunks
 (`model.store.s3_partial`) and a large blob from the spool (`model.store.s3_blobs`) both go
 this way.
 """
 
-import hashlib
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -12,8 +11,8 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from model.store.blobs import CHUNK, Digests, ReadInto
-from model.store.object_store import (MAX_PARTS, MIN_PART_BYTES, content_md5, is_missing,
-                                      translated_errors)
+from model.store.object_store import (CHECKSUM_ALGORITHM, MAX_PARTS, MIN_PART_BYTES,
+                                      crc32_checksum, is_missing, translated_errors)
 
 SMALLEST_PART = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 3
@@ -32,7 +31,7 @@ class Part:
     number: int
     size: int
     etag: str
-    md5: str
+    crc32: str          # as sent in x-amz-checksum-crc32, and given again at completion
 
 
 def abort(store, key: str, multipart_id: str) -> None:
@@ -45,19 +44,25 @@ def abort(store, key: str, multipart_id: str) -> None:
             raise
 
 
+def start(store, key: str) -> str:
+    """A new multipart upload to `key` whose parts carry CRC32s; its UploadId."""
+    return store.client.create_multipart_upload(
+        Bucket=store.bucket, Key=key, ChecksumAlgorithm=CHECKSUM_ALGORITHM)["UploadId"]
+
+
 def complete(store, key: str, multipart_id: str, parts) -> None:
     store.client.complete_multipart_upload(
         Bucket=store.bucket, Key=key, UploadId=multipart_id,
-        MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]})
+        MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag,
+                                    "ChecksumCRC32": p.crc32} for p in parts]})
 
 
 def send_in_parts(store, key: str, readinto: ReadInto, size: int) -> None:
     """`size` bytes from `readinto` as the object `key`, in parts sent as a resumable
-    upload's are (several at once, each with its Content-MD5); nothing is left behind if it
+    upload's are (several at once, each with its CRC32); nothing is left behind if it
     fails."""
     with translated_errors("store a blob"):
-        multipart_id = store.client.create_multipart_upload(Bucket=store.bucket,
-                                                            Key=key)["UploadId"]
+        multipart_id = start(store, key)
     try:
         writer = PartWriter(store, key, multipart_id, part_bytes_for(size))
         try:
@@ -76,7 +81,7 @@ class PartWriter:
     """Cuts a chunk into parts and sends PARTS_IN_FLIGHT of them at once (the store answers a
     part in a third of a second or so: one at a time, the link would idle while it thinks),
     on the store's shared sender threads, from PARTS_IN_FLIGHT + 1 buffers reused in turn.
-    Each part's own MD5 goes with it as Content-MD5, so the store checks that transfer."""
+    Each part's CRC32 goes with it, so the store checks that transfer."""
 
     def __init__(self, store, key: str, multipart_id: str, part_bytes: int,
                  first_number: int = 1):
@@ -125,12 +130,12 @@ class PartWriter:
         self._current, self._fill = self._free.pop(), 0
 
     def _send(self, number: int, data) -> Part:
-        md5 = hashlib.md5(data)
+        crc32 = crc32_checksum(data)
         with translated_errors("store a part"):
             answer = self._store.client.upload_part(
                 Bucket=self._store.bucket, Key=self._key, UploadId=self._multipart_id,
-                PartNumber=number, Body=data, ContentMD5=content_md5(md5.digest()))
-        return Part(number, len(data), answer["ETag"], md5.hexdigest())
+                PartNumber=number, Body=data, ChecksumCRC32=crc32)
+        return Part(number, len(data), answer["ETag"], crc32)
 
     def _wait_oldest(self) -> None:
         sending, buffer = self._sending.popleft()

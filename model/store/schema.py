@@ -257,5 +257,5 @@ multipart_parts = Table(
     Column("part_number", Integer, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("etag", Text, nullable=False),
-    Column("md5", String(32), nullable=False),
+    Column("crc32", String(8), nullable=False),           # base64, as the store checked it
 )

@@ -19,6 +19,7 @@ from model.protocol.entities import FileRecord, Status
 from model.store import schema
 from model.store.blobs import Md5Mismatch
 from model.store.database import now_ms
+from model.store.object_store import ObjectStoreUnavailable
 from model.uploads.resumable import ChecksumMismatch, Uploads, WholeFileMismatch
 from tests.importer_fixtures import file_json, site_config, status_json
 from tests.server import Server
@@ -325,5 +326,34 @@ def test_a_chunk_with_a_wrong_checksum_leaves_the_offset_and_the_ledger_unchange
                           ("md5", hashlib.md5(rest).digest()))
     assert done.complete
     assert bucket.keys() == [f"blobs/{sha256_of(data)}"]
+    assert md5_of(bucket.read(f"blobs/{sha256_of(data)}")) == md5_of(data)
+    assert bucket.multipart_ids() == set()
+
+
+def test_a_part_damaged_on_its_way_to_the_store_is_refused_there(s3_site, bucket):
+    """Each part carries its CRC32 (x-amz-checksum-crc32), which the store checks: a part
+    whose bytes change after skyrelay hashed them (here, in the request on its way out) is
+    refused with BadDigest, the chunk fails, the ledger names no part of it, and the same
+    chunk sent again lands byte-identical."""
+    data = os.urandom(9 * MIB)
+    uploads = make_uploads(s3_site)
+    upload = uploads.create("cam", uuid.uuid4().hex, md5_of(data), len(data))
+    events = s3_site.archive.blobs.client.meta.events
+
+    def damage(request, **_):
+        body = bytearray(request.body)
+        body[MIB] ^= 0xFF
+        request.body = bytes(body)
+
+    events.register("before-send.s3.UploadPart", damage)
+    try:
+        with pytest.raises(ObjectStoreUnavailable, match="BadDigest"):
+            uploads.append("cam", upload.upload_id, 0, reader(data), len(data))
+    finally:
+        events.unregister("before-send.s3.UploadPart", damage)
+    assert uploads.get("cam", upload.upload_id).offset == 0
+    assert s3_site.archive.blobs.ledger.load(upload.upload_id).parts == ()
+    done = uploads.append("cam", upload.upload_id, 0, reader(data), len(data))
+    assert done.complete
     assert md5_of(bucket.read(f"blobs/{sha256_of(data)}")) == md5_of(data)
     assert bucket.multipart_ids() == set()

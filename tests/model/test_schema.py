@@ -61,3 +61,37 @@ def test_the_head_check_agrees_with_alembic(database_url):
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     finally:
         database.dispose()
+
+
+def test_an_upload_in_flight_on_an_object_store_is_dropped_by_the_crc32_revision(tmp_path):
+    """Its multipart upload was started without a checksum algorithm, so its parts could
+    not be completed with CRC32s: the revision drops its ledger and its row (the client's
+    HEAD then answers 404 and it starts again), and keeps every other upload."""
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from model.store import schema
+
+    database = Database(f"sqlite:///{tmp_path}/site.db")
+    try:
+        with database.engine.begin() as connection:
+            config = database._alembic_config(connection)
+            command.upgrade(config, "0005_multipart_uploads")
+            for name in ("s3", "local"):
+                connection.execute(text(
+                    "INSERT INTO uploads (upload_id, owner, file_id, md5, upload_length, "
+                    "received_bytes, metadata, complete, created_ms, expires_ms) VALUES "
+                    f"('{name}', 'cam', '{'0' * 32}', '{'0' * 32}', 10, 5, '', 0, 0, 1)"))
+            connection.execute(text(
+                "INSERT INTO multipart_uploads VALUES ('s3', 'k', 'm', 10, 8, 5, NULL, 0, "
+                "x'00', 0)"))
+            connection.execute(text(
+                "INSERT INTO multipart_parts VALUES ('s3', 1, 5, 'etag', '" + "0" * 32 + "')"))
+        database.migrate()
+        with database.engine.connect() as connection:
+            assert connection.scalars(select(schema.uploads.c.upload_id)).all() == ["local"]
+            assert connection.execute(select(schema.multipart_uploads)).all() == []
+            assert connection.execute(select(schema.multipart_parts)).all() == []
+            assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    finally:
+        database.dispose()
