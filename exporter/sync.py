@@ -1,7 +1,7 @@
 """One sync run: for each target, queue what is new, then drive every due queue row through
 the handshake until the importer answers `complete` or the entity fails: version 2 (batches,
 `exporter.sync_v2`, two pages at a time on `exporter.lanes`) when the target allows it and
-the importer advertises it, else version 1 one entity at a time.
+the importer advertises it, else version 1 one entity at a time (`exporter.sync_v1`).
 
 Crash safety comes from the order of writes: a queue row is marked done only after the
 importer answered `complete`, so a run killed at any point leaves the row pending and the next
@@ -25,20 +25,19 @@ from typing import NamedTuple, NoReturn
 from exporter import errors
 from exporter.heartbeat import LockHeartbeat
 from exporter.lanes import LANES, BatchLanes, SentPage, close_unused, logged_in
-from exporter.meteorpi_keys import with_neutral_values
 from exporter.progress import NoProgress, advance, progress_bar
-from exporter.protocol_v1 import PostEntity, SendStatus, UploadFile, V1Exchange
 from exporter.report import SyncReport, TargetReport
 from exporter.retry import (Fault, RetryPolicy, ServerErrorStreak, fault_of,
                             may_be_the_entitys, means_version_1)
 from exporter.sync_traces import SyncTracer
+from exporter.sync_v1 import EntityDriver
 from exporter.sync_v2 import BatchDriver, speaks_version_2
 from exporter.transport import Transport
 from model.export.locks import LockHeld, LockLost
 from model.export.queue import QueueItem
 from model.export.targets import Target
 from model.ops.traces import new_trace_id
-from model.protocol.vocabulary import STATUS, Complete, Failed, Outcome
+from model.protocol.vocabulary import Complete, Failed, Outcome
 from model.site import Site
 from model.store.database import now_ms
 
@@ -291,11 +290,12 @@ class Syncer:
     def _drain_one_by_one(self, target: Target, transport: Transport, page: list[QueueItem],
                           report: TargetReport, tracer: SyncTracer, heartbeat: LockHeartbeat,
                           bar) -> None:
+        driver = EntityDriver(self.site.archive, transport, self.settings.max_steps)
         streak: ServerErrorStreak[Tried] = ServerErrorStreak()
         while page:
             for item in page:
                 heartbeat.check()
-                self._one(target, transport, item, report, tracer, streak)
+                self._one(target, driver, item, report, tracer, streak)
                 advance(bar, 1, transport)
             page = self._claim(target, page[-1].id, self.settings.page_size)
         if streak.suspects and streak.at_end() is Fault.TARGET:
@@ -304,7 +304,7 @@ class Syncer:
                                 first.started)
         self._entities_own_5xx(target, streak, report, tracer)
 
-    def _one(self, target: Target, transport: Transport, item: QueueItem,
+    def _one(self, target: Target, driver: EntityDriver, item: QueueItem,
              report: TargetReport, tracer: SyncTracer,
              streak: ServerErrorStreak[Tried]) -> None:
         """Send one queue row and record the outcome; raise TargetStopped for target faults.
@@ -315,7 +315,7 @@ class Syncer:
             return
         started = now_ms()
         try:
-            outcome = self._exchange(transport, item, tracer)
+            outcome = driver.send(item, tracer)
         except errors.ExportError as exc:
             if may_be_the_entitys(exc):
                 if streak.add(Tried(item, started), exc) is Fault.TARGET:
@@ -354,42 +354,6 @@ class Syncer:
             log.warning("target %s: %s %s failed: %s", target.name, item.kind, item.entity_id,
                         outcome.reason)
             report.failed += 1
-
-    def _exchange(self, transport: Transport, item: QueueItem,
-                  tracer: SyncTracer) -> Outcome:
-        exchange = V1Exchange(item.kind, item.body, self.settings.max_steps)
-        action = exchange.start()
-        while not isinstance(action, (Complete, Failed)):
-            if isinstance(action, PostEntity):
-                answer = self._post(transport, action.body)
-            elif isinstance(action, SendStatus):
-                status = self.site.archive.get_status(action.status_id)
-                if status is None:
-                    return Failed(f"status {action.status_id} is not in this archive")
-                sent = now_ms()
-                answer = self._post(transport, {"type": STATUS, STATUS: status.to_json()})
-                tracer.status_sent(action.status_id, answer, sent)
-            else:
-                answer = self._upload(transport, action)
-                if answer is None:
-                    return Failed(f"bytes of file {action.file_id} are not in this archive")
-            action = exchange.step(answer)
-        return action
-
-    @staticmethod
-    def _post(transport: Transport, body: dict):
-        """Every version 1 request body, entities and statuses, goes out here: with the keys
-        MeteorPi's importer reads unconditionally (`exporter.meteorpi_keys`)."""
-        return transport.post_json(with_neutral_values(body))
-
-    def _upload(self, transport: Transport, action: UploadFile):
-        """Stream the file's bytes from the blob store; never read whole into memory."""
-        opened = self.site.archive.open_data(action.file_id)
-        if opened is None:
-            return None
-        stream, record = opened
-        with stream:
-            return transport.upload(action.file_id, action.md5, stream, record.file_size)
 
 
 def _held_back(target: Target) -> str | None:

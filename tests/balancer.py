@@ -25,7 +25,9 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -195,3 +197,21 @@ class Balancer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+@contextmanager
+def in_front_of(root: Path, hosts: list) -> Iterator[Balancer]:
+    """Start `hosts` (`tests.server.Server`s on fixed ports) and a balancer in front of them,
+    once every host is up by its health check; stop them all after."""
+    balancer = Balancer(root / "balancer", [f"127.0.0.1:{host.port}" for host in hosts])
+    try:
+        for host in hosts:
+            host.start()
+        balancer.start()
+        balancer.wait_for_states({f"host{number}": "UP"
+                                  for number in range(1, len(hosts) + 1)})
+        yield balancer
+    finally:
+        balancer.stop()
+        for host in hosts:
+            host.stop()

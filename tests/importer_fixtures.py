@@ -119,6 +119,12 @@ class Transport:
         assert reply.status == 200, (reply.status, reply.body)
         return reply.json()
 
+    def targets(self) -> list:
+        """The site's export targets, as `GET /api/targets` lists them."""
+        reply = self.request("GET", "/api/targets", user="admin")
+        assert reply.status == 200, reply.body
+        return reply.json()["targets"]
+
     def upload(self, file_id: str, md5: str, data: bytes, user: str = "exporter",
                how: str = "multipart") -> Reply:
         path = f"{self.import_path}/data/{file_id}/{md5}"

@@ -20,7 +20,7 @@ from model.protocol.vocabulary import EVENT, FILE, STATUS
 from model.store import schema
 from model.store.blobs import BlobInfo, BlobStore, Md5Mismatch, PendingBlob
 from model.store.database import Database, now_ms
-from model.store.sql import IN_CHUNK, insert_ignoring_duplicates, lock_blob
+from model.store.sql import IN_CHUNK, insert_ignoring_duplicates, lock_blob, values_by_key
 
 
 REMOVED_WHILE_STORED = ("the bytes were removed while being stored (a concurrent delete); "
@@ -214,13 +214,8 @@ class Archive(ArchiveCleanup):
         """{file ID: sha256 of its bytes} for the file records held among `file_ids`: what
         an exporter sending many files needs, in one query per 500 IDs (then
         `blobs.open(sha256)`)."""
-        column, ids, found = schema.files.c.file_id, list(dict.fromkeys(file_ids)), {}
         with self.db.reading() as conn:
-            for start in range(0, len(ids), IN_CHUNK):
-                rows = conn.execute(select(column, schema.files.c.sha256)
-                                    .where(column.in_(ids[start:start + IN_CHUNK])))
-                found.update({row[0]: row[1] for row in rows})
-        return found
+            return values_by_key(conn, schema.files.c.file_id, schema.files.c.sha256, file_ids)
 
     # -- events and file records ------------------------------------------------------------
 

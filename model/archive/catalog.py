@@ -14,8 +14,8 @@ from sqlalchemy import and_, or_, select
 from model.protocol.vocabulary import EVENT, FILE, STATUS
 from model.store import schema
 from model.store.database import Database
+from model.store.sql import values_by_key
 
-IN_CHUNK = 500   # values per SQL `IN (…)`, far below SQLite's and PostgreSQL's limits
 
 
 @dataclass(frozen=True)
@@ -54,25 +54,16 @@ class Catalog:
         """{file ID: the event that holds it, None for a standalone record} for those of
         `file_ids` the archive holds: whether a file record is held as part of *another*
         entity than the one asking (`importer.handshake.taken_file_ids`)."""
-        column, ids, found = schema.files.c.file_id, list(dict.fromkeys(file_ids)), {}
         with self.db.reading() as conn:
-            for start in range(0, len(ids), IN_CHUNK):
-                rows = conn.execute(select(column, schema.files.c.event_id)
-                                    .where(column.in_(ids[start:start + IN_CHUNK])))
-                found.update({row[0]: row[1] for row in rows})
-        return found
+            return values_by_key(conn, schema.files.c.file_id, schema.files.c.event_id,
+                                 file_ids)
 
     def held_hashes(self, kind: str, entity_ids: Sequence[str]) -> dict[str, str]:
         """{entity ID: content hash} for those of `entity_ids` the archive holds as `kind`
         (status, event, file): what a version 2 batch needs, in one query per 500 IDs."""
         table, id_name, _, _ = _TABLES[kind]
-        column, ids, found = table.c[id_name], list(dict.fromkeys(entity_ids)), {}
         with self.db.reading() as conn:
-            for start in range(0, len(ids), IN_CHUNK):
-                rows = conn.execute(select(column, table.c.content_hash)
-                                    .where(column.in_(ids[start:start + IN_CHUNK])))
-                found.update({row[0]: row[1] for row in rows})
-        return found
+            return values_by_key(conn, table.c[id_name], table.c.content_hash, entity_ids)
 
     def page(self, kind: str, filters: Filters, limit: int,
              start: tuple[int, str] | None = None) -> Page:

@@ -10,6 +10,17 @@ from model.store import schema
 IN_CHUNK = 500
 
 
+def values_by_key(connection: Connection, key, value, keys: Sequence) -> dict:
+    """{key: value} of the rows whose column `key` is among `keys` (duplicates asked once),
+    IN_CHUNK keys per query."""
+    wanted, found = list(dict.fromkeys(keys)), {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        rows = connection.execute(select(key, value).where(
+            key.in_(wanted[start:start + IN_CHUNK])))
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
 def dialect_of(connection: Connection):
     """The SQLAlchemy dialect module of the connection (for its `insert … ON CONFLICT`),
     imported when first needed: importing a dialect is a large part of a sync's start-up."""

@@ -68,17 +68,11 @@ def test_the_largest_64_bit_values_are_served(http, path, key):
 
 # -- /api/targets bodies ----------------------------------------------------------------------
 
-def targets(http) -> list:
-    reply = http.request("GET", "/api/targets", user="admin")
-    assert reply.status == 200
-    return reply.json()["targets"]
-
-
 @pytest.fixture
 def no_targets(http):
     """The transport is shared by the session: leave no target behind."""
     yield
-    for target in targets(http):
+    for target in http.targets():
         http.request("DELETE", f"/api/targets/{target['name']}", user="admin")
 
 
@@ -95,17 +89,17 @@ def test_target_integers_past_64_bits_are_refused_and_nothing_is_stored(http, no
                                                                        change, words):
     assert_error(http.request("POST", "/api/targets", user="admin", json={**TARGET, **change}),
                  400, words)
-    assert targets(http) == []
+    assert http.targets() == []
 
 
 @pytest.mark.parametrize("bwlimit", [2 ** 63, "999999999999G", "9" * 400])
 def test_a_changed_bwlimit_past_64_bits_is_refused_and_nothing_changes(http, no_targets,
                                                                        bwlimit):
     assert http.request("POST", "/api/targets", user="admin", json=TARGET).status == 201
-    before = targets(http)
+    before = http.targets()
     assert_error(http.request("PATCH", "/api/targets/big", user="admin",
                               json={"bwlimit": bwlimit}), 400, "out of the 64-bit range")
-    assert targets(http) == before
+    assert http.targets() == before
 
 
 def test_the_largest_64_bit_bwlimit_and_times_are_kept(http, no_targets):

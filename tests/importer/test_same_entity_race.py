@@ -37,7 +37,7 @@ from model.protocol.entities import Event, Status
 from model.protocol.vocabulary import EVENT
 from model.site import open_site
 from skyrelay import config as config_module
-from tests.balancer import Balancer, free_port, require_haproxy
+from tests.balancer import Balancer, free_port, in_front_of, require_haproxy
 from tests.importer_fixtures import md5_of, scene, site_config
 from tests.server import Server, password_of
 
@@ -163,19 +163,10 @@ def central(tmp_path_factory, pg_cluster):
             site.users.add(name, password_of(name), roles)
     finally:
         site.close()
-    balancer = Balancer(root / "balancer", [f"127.0.0.1:{host.port}" for host in hosts])
-    try:
-        for host in hosts:
-            host.start()
-        balancer.start()
-        balancer.wait_for_states({"host1": "UP", "host2": "UP"})
+    with in_front_of(root, hosts) as balancer:
         central = Central(hosts, balancer, database_url)
         yield central
         central.engine.dispose()
-    finally:
-        balancer.stop()
-        for host in hosts:
-            host.stop()
 
 
 def sending_site(root, central: Central, seed: int, user: str, protocol: str):

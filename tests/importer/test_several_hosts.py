@@ -27,7 +27,7 @@ from model.archive.sample import SampleWriter
 from model.site import open_site
 from skyrelay import config as config_module
 from skyrelay.demo import verify
-from tests.balancer import Balancer, free_port, haproxy_config, require_haproxy
+from tests.balancer import Balancer, free_port, haproxy_config, in_front_of, require_haproxy
 from tests.meteorpi import BODIES, FILE_BYTES
 from tests.server import Server, password_of
 from tests.v2_helpers import md5_hex, new_id, tus_metadata
@@ -50,10 +50,6 @@ class Host(Server):
     """A `skyrelay serve` on a port that stays the same across a restart, since the
     balancer's configuration names it. Its users are in the shared database (the fixture
     adds them once), so starting it adds none."""
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def kill(self) -> None:
         """SIGKILL to gunicorn's master and workers at once: a crash (the kernel still
@@ -134,19 +130,10 @@ def central(tmp_path_factory, pg_cluster, object_store):
             site.users.add(name, password_of(name), roles)
     finally:
         site.close()
-    balancer = Balancer(root / "balancer", [host.address for host in hosts])
-    try:
-        for host in hosts:
-            host.start()
-        balancer.start()
-        balancer.wait_for_states({"host1": "UP", "host2": "UP"})
+    with in_front_of(root, hosts) as balancer:
         central = Central(hosts, balancer, database_url, bucket, object_store)
         yield central
         central.engine.dispose()
-    finally:
-        balancer.stop()
-        for host in hosts:
-            host.stop()
 
 
 def auth(user: str = "exporter") -> tuple[str, str]:

@@ -25,16 +25,10 @@ def test_a_type_of_the_wrong_json_type_is_a_400_and_stores_nothing(http, path, k
     assert http.counts() == counts
 
 
-def targets(http) -> list:
-    reply = http.request("GET", "/api/targets", user="admin")
-    assert reply.status == 200
-    return reply.json()["targets"]
-
-
 @pytest.fixture
 def one_target(http):
     assert http.request("POST", "/api/targets", user="admin", json=TARGET).status == 201
-    yield targets(http)
+    yield http.targets()
     http.request("DELETE", "/api/targets/shape", user="admin")
 
 
@@ -49,7 +43,7 @@ def test_targets_bodies_that_are_no_json_object_are_a_400(http, one_target, meth
     reply = http.request(method, path, user="admin", data=body,
                          headers={"Content-Type": "application/json"})
     assert_error(reply, 400, words)
-    assert targets(http) == one_target
+    assert http.targets() == one_target
 
 
 @pytest.mark.parametrize("key", ["url", "user", "password"])
@@ -63,4 +57,4 @@ def test_target_text_no_database_can_store_is_a_400(http, one_target, key, bad, 
         reply = http.request(method, path, user="admin", data=sent,
                              headers={"Content-Type": "application/json"})
         assert_error(reply, 400, key, words)
-    assert targets(http) == one_target
+    assert http.targets() == one_target
