@@ -193,11 +193,13 @@ def check_bwlimit(value: Any) -> int | None:
     return _in_64_bits(rate, "bandwidth limit", value)
 
 
-def _in_64_bits(number: int, what: str, given: Any) -> int:
-    """The wire's 64-bit rule (`codec.int64`: every integer column is 64-bit), refused as a
-    TargetError that names what was given."""
+def _in_64_bits(number: int | str, what: str, given: Any) -> int:
+    """`number` (an integer, or ASCII digits) under the wire's 64-bit rule (`codec.int64`,
+    `codec.decimal`: every integer column is 64-bit), refused as a TargetError that names
+    what was given."""
     try:
-        return codec.int64(number, what)
+        return codec.decimal(number, what) if isinstance(number, str) else \
+            codec.int64(number, what)
     except EntityError:
         raise TargetError(f"{what} {codec.shown(given)}: out of the 64-bit range (at most "
                           f"{codec.INT64_MAX})") from None
@@ -211,8 +213,7 @@ def parse_time(value: Any, field: str) -> int | None:
         return _in_64_bits(value, field, value)
     if isinstance(value, str):
         if value.isascii() and value.isdigit():      # ('²'.isdigit() is true as well)
-            return _in_64_bits(int(value) if len(value) <= 20 else codec.INT64_MAX + 1,
-                               field, value)
+            return _in_64_bits(value, field, value)
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:

@@ -311,13 +311,16 @@ class BlobStore(ABC):
         """(sha256, modification time) of every committed blob."""
 
     @abstractmethod
-    def stale_temporaries(self, older_than_s: float) -> "list[Temporary]":
+    def stale_temporaries(self, older_than_s: float,
+                          beside_blobs: bool = True) -> "list[Temporary]":
         """What writes that never ended (a crash) left, untouched for `older_than_s`: the one
-        rule of what is stale, which `gc --dry-run` lists and the real run removes."""
+        rule of what is stale, which `gc --dry-run` lists and the real run removes. Without
+        `beside_blobs`, only where looking is cheap: a small blob's temporary sits in its
+        blob's own folder, and finding those means reading every folder of the store."""
 
-    def remove_stale_temporaries(self, older_than_s: float) -> int:
+    def remove_stale_temporaries(self, older_than_s: float, beside_blobs: bool = True) -> int:
         """Remove the stale temporaries; returns how many (`remove_temporaries` says which)."""
-        return len(self.remove_temporaries(self.stale_temporaries(older_than_s)))
+        return len(self.remove_temporaries(self.stale_temporaries(older_than_s, beside_blobs)))
 
     @staticmethod
     def remove_temporaries(temporaries: Iterable[Temporary]) -> "list[Temporary]":

@@ -275,14 +275,16 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:  # removed since the folder was read
                 continue
 
-    def stale_temporaries(self, older_than_s: float) -> "list[Temporary]":
-        """Temporary files a crash left mid-write: every file in `tmp/` (a large blob's) and
-        every `ab/cd/.incoming-…` (a small blob's) not modified for `older_than_s`. A write
-        in flight touches its file with every block, so only a writer that stalled (or died)
+    def stale_temporaries(self, older_than_s: float,
+                          beside_blobs: bool = True) -> "list[Temporary]":
+        """Temporary files a crash left mid-write: every file in `tmp/` (a large blob's) and,
+        `beside_blobs`, every `ab/cd/.incoming-…` (a small blob's, at most SMALL_BLOB bytes;
+        finding them reads all 65,536 folders) not modified for `older_than_s`. A write in
+        flight touches its file with every block, so only a writer that stalled (or died)
         that long is stale."""
         cutoff, found = time.time() - older_than_s, []
-        for path in itertools.chain(self.temp_dir.iterdir(),
-                                    self.root.glob(f"??/??/{TEMP_PREFIX}*")):
+        small = self.root.glob(f"??/??/{TEMP_PREFIX}*") if beside_blobs else ()
+        for path in itertools.chain(self.temp_dir.iterdir(), small):
             try:
                 stat = path.stat()
             except FileNotFoundError:   # committed or discarded since the folder was read

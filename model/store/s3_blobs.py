@@ -246,10 +246,11 @@ class S3BlobStore(BlobStore):
                     "Objects": [{"Key": key} for key in keys[start:start + 1000]],
                     "Quiet": True})
 
-    def stale_temporaries(self, older_than_s: float) -> "list[Temporary]":
+    def stale_temporaries(self, older_than_s: float,
+                          beside_blobs: bool = True) -> "list[Temporary]":
         """Spool files a crash left here, and in the store: multipart uploads and tails that
-        no upload's ledger names (a crash between the store and the ledger)."""
-        return self.spool.stale_temporaries(older_than_s) + \
+        no upload's ledger names (a crash between the store and the ledger; two listings)."""
+        return self.spool.stale_temporaries(older_than_s, beside_blobs) + \
             self.ledger.strays(self, older_than_s)
 
 

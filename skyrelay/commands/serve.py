@@ -82,10 +82,13 @@ def _host_for_bind(host: str) -> str:
 def _remove_stale_temporaries(site, grace_s: float) -> None:
     """What a process that died left mid-write, as `gc` removes it: only temporaries
     untouched for `gc.grace_s`, so that the writes in flight of a sibling (another `serve` on
-    the same folder, another host on the same bucket) are never touched. Housekeeping: a
-    store that fails here is reported, and the server starts all the same."""
+    the same folder, another host on the same bucket) are never touched. Only where looking
+    is cheap (`beside_blobs=False`): the large ones; a small blob's temporaries (at most
+    1 MiB each) are `gc`'s, as finding them reads every blob folder (seconds on a large
+    archive, before the server can answer). Housekeeping: a store that fails here is
+    reported, and the server starts all the same."""
     try:
-        removed = site.blobs.remove_stale_temporaries(grace_s)
+        removed = site.blobs.remove_stale_temporaries(grace_s, beside_blobs=False)
     except (ObjectStoreError, OSError) as exc:
         click.echo(f"warning: stale temporary files not removed: {exc}", err=True)
         return

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from model.store.local_blobs import TEMP_PREFIX, LocalBlobStore
 from tests.kill_points import KillableServer, send
 from tests.server import password_of
 from tests.site_kit import on_s3, temp_folder
@@ -127,3 +128,21 @@ def test_dry_run_and_gc_agree_on_every_kind_of_temporary(site):
     assert (real.temporaries_removed, real.temporary_bytes) == \
         (expected_at_zero[0] - 2, expected_at_zero[1] - 3070)
     assert blobs.stale_temporaries(0) == []
+
+
+def test_a_look_only_where_it_is_cheap_leaves_small_temporaries_to_gc(tmp_path):
+    """What `serve` removes at start (`beside_blobs=False`): a large blob's stale temporary
+    in `tmp/`, not a small one's beside the blobs (finding those reads every blob folder),
+    which the full look (gc's) finds too."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    large = store.temp_dir / "incoming-large"
+    small = store.root / "ab" / "cd" / f"{TEMP_PREFIX}small"
+    small.parent.mkdir(parents=True)
+    for path in (large, small):
+        path.write_bytes(b"x" * 10)
+        os.utime(path, (TWO_HOURS_AGO, TWO_HOURS_AGO))
+    assert [t.name for t in store.stale_temporaries(3600, beside_blobs=False)] == [str(large)]
+    assert sorted(t.name for t in store.stale_temporaries(3600)) == sorted(
+        [str(large), str(small)])
+    assert store.remove_stale_temporaries(3600, beside_blobs=False) == 1
+    assert not large.exists() and small.exists()
