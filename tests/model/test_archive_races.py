@@ -88,15 +88,22 @@ def in_thread(work) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
-def test_the_same_event_committed_first_by_another_process_is_held(pg_site):
-    event, present = staged_event(pg_site)
+def losing_to(pg_site, winner_event, present, loser) -> dict:
+    """Run `loser` (an import) while another transaction holds `winner_event` uncommitted;
+    once `loser` waits for it, the other commits. The loser's outcome: "result" or "error"."""
     with pg_site.database.engine.connect() as other:
         winner = other.begin()
-        insert_uncommitted(other, event, present)
-        thread, outcome = in_thread(lambda: pg_site.archive.import_event(event))
+        insert_uncommitted(other, winner_event, present)
+        thread, outcome = in_thread(loser)
         wait_until_blocked(pg_site, outcome)
         winner.commit()
     thread.join(WAIT_S)
+    return outcome
+
+
+def test_the_same_event_committed_first_by_another_process_is_held(pg_site):
+    event, present = staged_event(pg_site)
+    outcome = losing_to(pg_site, event, present, lambda: pg_site.archive.import_event(event))
     assert "error" not in outcome, outcome
     assert outcome["result"].outcome is Outcome.HELD
     assert pg_site.archive.get_event(event.event_id) == event
@@ -109,13 +116,8 @@ def test_a_file_record_committed_first_as_another_events_is_a_conflict(pg_site):
     winner_event, present = staged_event(pg_site)
     loser = Event.from_json(event_json(pg_site.status.status_id,
                                        [r.to_json() for r in winner_event.files]))
-    with pg_site.database.engine.connect() as other:
-        winner = other.begin()
-        insert_uncommitted(other, winner_event, present)
-        thread, outcome = in_thread(lambda: pg_site.archive.import_event(loser))
-        wait_until_blocked(pg_site, outcome)
-        winner.commit()
-    thread.join(WAIT_S)
+    outcome = losing_to(pg_site, winner_event, present,
+                        lambda: pg_site.archive.import_event(loser))
     assert "error" not in outcome, outcome
     assert outcome["result"].outcome is Outcome.CONFLICT
     assert outcome["result"].held_hash == winner_event.files[0].content_hash
